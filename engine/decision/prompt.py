@@ -1,0 +1,62 @@
+"""Prompts for the decision model: task, allowed tags (with evidence), README excerpt.
+
+The excerpt is what the project says about itself (title, tagline, intro, headings,
+then body prose), cut to a token budget: small models read the first few hundred
+tokens far better than a README's install and licence sections.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from engine.lexicon.readme import Document
+from engine.lexicon.types import Candidate
+
+SYSTEM = "You label software projects for a catalogue. Answer only with a JSON list of tags."
+_ORDER = ("title", "tagline", "intro", "heading", "body", "list")
+
+
+def excerpt(doc: Document, tokenizer: Any, budget: int) -> str:
+    """Prose of the README, most telling sections first, cut to ``budget`` tokens."""
+    pieces: list[str] = []
+    for kind in _ORDER:
+        for s in doc.segments:
+            if s.kind == kind:
+                line = " ".join(doc.text[s.start:s.end].split())
+                if line:
+                    pieces.append(line)
+        if sum(len(p) for p in pieces) > budget * 6:
+            break
+    text = "\n".join(pieces) or " ".join(doc.text.split())
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"][:budget]
+    return tokenizer.decode(ids)
+
+
+def build_prompt(
+    tokenizer: Any,
+    doc: Document,
+    allowed: list[str],
+    max_tags: int,
+    budget: int,
+    candidates: list[Candidate] | None = None,
+) -> str:
+    """A chat-formatted prompt that ends where the JSON list must begin."""
+    lines = [f"Project description:\n{excerpt(doc, tokenizer, budget)}", ""]
+    if candidates:
+        lines.append("Candidate tags with the words that suggest them:")
+        by_tag = {c.tag: c for c in candidates}
+        for name in allowed:
+            c = by_tag.get(name)
+            words = sorted({e.text.lower() for e in (c.evidence if c else [])}, key=len)[:4]
+            lines.append(f"- {name.strip()}: {', '.join(words) if words else 'no direct evidence'}")
+    else:
+        lines.append("Allowed tags: " + ", ".join(n.strip() for n in allowed))
+    lines.append("")
+    lines.append(
+        f"Which tags describe what this project is? Choose at most {max_tags}, most important first, "
+        "only from the allowed tags."
+    )
+    user = "\n".join(lines)
+    if getattr(tokenizer, "chat_template", None):
+        msgs = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+        return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True) + "Tags: "
+    return f"{SYSTEM}\n\n{user}\n\nTags: "

@@ -1,0 +1,49 @@
+"""Errors with stable codes, like spaCy's ``E###``.
+
+Every error a user can cause carries a code, a one-line message and, where it is
+known, the file, line and field at fault, so the CLI can print one precise line and
+exit 2 instead of a traceback.
+"""
+from __future__ import annotations
+
+
+class TagsmithError(Exception):
+    """A problem with the user's input, rules or options (exit code 2 in the CLI)."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.code = code
+        self.message = message
+        self.file = file
+        self.line = line
+        self.field = field
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = ""
+        if self.file:
+            where = self.file + (f":{self.line}" if self.line else "") + ": "
+        elif self.line:
+            where = f"line {self.line}: "
+        field = f"{self.field}: " if self.field else ""
+        return f"[{self.code}] {where}{field}{self.message}"
+
+
+# Codes, grouped by stage. Keep them stable: users grep for them.
+E_REQUEST = "E100"  # raw request cannot be parsed
+E_MAX_TAGS = "E101"  # N is not a positive integer
+E_EMPTY_TEXT = "E102"  # empty description
+E_ENCODING = "E103"  # input is not UTF-8
+E_INPUT = "E104"  # unreadable input file / record
+E_TAXONOMY = "E200"  # malformed tag list
+E_DUPLICATE_TAG = "E201"  # the same tag twice in a tag list
+E_RULES = "E300"  # rule pack invalid
+E_MODEL = "E400"  # model cannot be found or loaded
+E_OPTION = "E500"  # bad command-line option combination

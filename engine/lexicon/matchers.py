@@ -1,0 +1,110 @@
+"""Compile a rule pack into spaCy matchers and regexes for one taxonomy.
+
+Each term gets a match id ``"<tag key>|<kind>|<n>"`` so a hit maps back to the
+tag, the kind of rule and the term (with its weight and section filter).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from spacy.matcher import Matcher, PhraseMatcher
+from spacy.tokens import Doc
+
+from engine.lexicon.nlp import get_nlp, lower_same_length
+from engine.rules import RulePack, TagRule
+from engine.rules.schema import Term
+from engine.taxonomy import Tag, Taxonomy
+
+
+@dataclass(frozen=True)
+class TermInfo:
+    tag: str  # exact taxonomy name
+    kind: str  # alias | phrase | pattern | regex | name
+    label: str  # human-readable term, for evidence
+    weight: float
+    where: frozenset[str] | None
+
+
+@dataclass(frozen=True)
+class Hit:
+    term: TermInfo
+    start: int
+    end: int
+
+
+class CompiledRules:
+    """The pack's vocabulary for the tags of one taxonomy, ready to run on a Doc."""
+
+    def __init__(self, pack: RulePack, taxonomy: Taxonomy) -> None:
+        nlp = get_nlp()
+        self.nlp = nlp
+        # Lemmas catch inflections ("helm charts"); the lookup table is not always
+        # consistent ("crossing" -> "cross"), so surface forms are matched as well.
+        self.phrases = PhraseMatcher(nlp.vocab, attr="LEMMA")
+        self.surface = PhraseMatcher(nlp.vocab, attr="LOWER")
+        self.negatives = PhraseMatcher(nlp.vocab, attr="LEMMA")
+        self.tokens = Matcher(nlp.vocab)
+        self.regexes: list[tuple[re.Pattern[str], TermInfo]] = []
+        self.terms: dict[str, TermInfo] = {}
+        self.rules: dict[str, TagRule] = {}
+        self.fuzzy_vocab: list[tuple[str, TermInfo]] = []
+        for tag in taxonomy:
+            rule = pack.get(tag.name)
+            if rule is None:
+                self._add_name_only(tag)
+                continue
+            self.rules[tag.name] = rule
+            self._add_rule(tag, rule)
+
+    def _id(self, tag: Tag, kind: str, n: int) -> str:
+        return f"{tag.key}|{kind}|{n}"
+
+    def _add_phrase(self, tag: Tag, kind: str, n: int, term: Term) -> None:
+        info = TermInfo(tag.name, kind, term.text, term.weight, frozenset(term.where) if term.where else None)
+        mid = self._id(tag, kind, n)
+        self.terms[mid] = info
+        pattern = self.nlp(lower_same_length(term.text))
+        self.phrases.add(mid, [pattern])
+        self.surface.add(mid, [pattern])
+        if kind in ("alias", "name"):
+            self.fuzzy_vocab.append((term.text.lower(), info))
+
+    def _add_name_only(self, tag: Tag) -> None:
+        """A tag the pack does not know still gets evidence from its own name."""
+        self._add_phrase(tag, "name", 0, Term(text=tag.words, weight=1.0))
+
+    def _add_rule(self, tag: Tag, rule: TagRule) -> None:
+        for i, t in enumerate(rule.aliases):
+            self._add_phrase(tag, "alias", i, t)
+        for i, t in enumerate(rule.phrases):
+            self._add_phrase(tag, "phrase", i, t)
+        for i, p in enumerate(rule.patterns):
+            mid = self._id(tag, "pattern", i)
+            label = " ".join(str(list(d.values())[0]) for d in p.pattern)
+            self.terms[mid] = TermInfo(tag.name, "pattern", label, p.weight, frozenset(p.where) if p.where else None)
+            self.tokens.add(mid, [p.pattern])
+        for i, r in enumerate(rule.regexes):
+            info = TermInfo(tag.name, "regex", r.pattern, r.weight, frozenset(r.where) if r.where else None)
+            self.regexes.append((re.compile(r.pattern, re.IGNORECASE | re.MULTILINE), info))
+        for i, neg in enumerate(rule.negatives):
+            self.negatives.add(self._id(tag, "neg", i), [self.nlp(lower_same_length(neg))])
+            self.terms[self._id(tag, "neg", i)] = TermInfo(tag.name, "negative", neg, 0.0, None)
+
+    def run(self, doc: Doc, text: str) -> tuple[list[Hit], list[Hit]]:
+        """All positive hits and all negative (veto) hits in ``doc`` (built from ``text``)."""
+        strings = self.nlp.vocab.strings
+        hits: list[Hit] = []
+        for mid, s, e in [*self.phrases(doc), *self.surface(doc)]:
+            hits.append(Hit(self.terms[strings[mid]], doc[s].idx, doc[e - 1].idx + len(doc[e - 1])))
+        for mid, s, e in (self.tokens(doc) if len(self.tokens) else ()):
+            hits.append(Hit(self.terms[strings[mid]], doc[s].idx, doc[e - 1].idx + len(doc[e - 1])))
+        for rx, info in self.regexes:
+            for m in rx.finditer(text):
+                if m.end() > m.start():
+                    hits.append(Hit(info, m.start(), m.end()))
+        negs = [
+            Hit(self.terms[strings[mid]], doc[s].idx, doc[e - 1].idx + len(doc[e - 1]))
+            for mid, s, e in self.negatives(doc)
+        ]
+        return hits, negs

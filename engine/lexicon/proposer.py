@@ -1,0 +1,141 @@
+"""The lexicon stage end to end: README -> ranked candidates with evidence.
+
+Scoring, in words: every hit counts ``term weight x section weight``; repeated hits
+of one term saturate (the first counts fully, the rest logarithmically) so a word
+repeated 50 times in a changelog cannot outvote the tagline; a tag's raw score is the
+sum over its terms times the tag weight; implications and preferences between tags
+then move score; ``1 - exp(-raw / TAU)`` maps raw scores to [0, 1).
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+from engine.lexicon.fuzzy import fuzzy_hits
+from engine.lexicon.matchers import CompiledRules, Hit
+from engine.lexicon.nlp import get_nlp, lower_same_length
+from engine.lexicon.readme import WEIGHTS, Document, segment_readme
+from engine.lexicon.types import Candidate, Evidence
+from engine.rules import RulePack
+from engine.taxonomy import Taxonomy
+
+TAU = 2.5
+NEGATIVE_WINDOW = 40  # characters: a negative phrase this close vetoes a hit
+REPEAT_SHARE = 0.35  # weight of log(1 + rest) for repeated hits of one term
+PREFER_FACTOR = 0.6
+PROSE = ("title", "tagline", "intro", "heading", "body", "list")
+
+
+def _squash(raw: float) -> float:
+    return 1.0 - math.exp(-raw / TAU)
+
+
+class Lexicon:
+    """Proposes candidate tags for documents, for one rule pack and taxonomy."""
+
+    def __init__(self, pack: RulePack, taxonomy: Taxonomy) -> None:
+        self.pack = pack
+        self.taxonomy = taxonomy
+        self.rules = CompiledRules(pack, taxonomy)
+
+    def document(self, text: str) -> Document:
+        return segment_readme(text)
+
+    def propose(self, text: str, doc: Document | None = None) -> list[Candidate]:
+        """All tags with any evidence, best first (ties broken by taxonomy order)."""
+        doc = doc or segment_readme(text)
+        sdoc = get_nlp()(lower_same_length(text))
+        hits, negs = self.rules.run(sdoc, text)
+        prose = [(s.start, s.end) for s in doc.segments if s.kind in PROSE]
+        hits += fuzzy_hits(text, _merge(prose), self.rules.fuzzy_vocab)
+        return self._score(doc, hits, negs)
+
+    def _score(self, doc: Document, hits: list[Hit], negs: list[Hit]) -> list[Candidate]:
+        neg_by_tag: dict[str, list[Hit]] = defaultdict(list)
+        for n in negs:
+            neg_by_tag[n.term.tag].append(n)
+        per_term: dict[tuple[str, str, str], list[Evidence]] = defaultdict(list)
+        vetoed: dict[str, list[Evidence]] = defaultdict(list)
+        seen: set[tuple[str, int, int]] = set()
+        doc_len = max(len(doc.text), 1)
+        for h in sorted(hits, key=lambda h: (h.start, -h.end, h.term.kind, h.term.label)):
+            info = h.term
+            key = (info.tag, h.start, h.end)
+            if key in seen:  # the same span via two terms of one tag counts once
+                continue
+            seen.add(key)
+            seg = doc.section_at(h.start)
+            if info.where is not None:
+                if seg.kind not in info.where:
+                    continue
+                section_w = 1.0
+            else:
+                section_w = WEIGHTS.get(seg.kind, 1.0)
+            # Later text is a little less about the project itself.
+            position_w = 1.0 / (1.0 + 0.5 * h.start / doc_len)
+            ev = Evidence(
+                tag=info.tag, rule=f"{info.kind}:{info.label}", text=doc.text[h.start:h.end],
+                start=h.start, end=h.end, section=seg.kind,
+                weight=round(info.weight * section_w * position_w, 4),
+            )
+            veto = next((n for n in neg_by_tag.get(info.tag, ()) if n.start - NEGATIVE_WINDOW <= h.start and h.end <= n.end + NEGATIVE_WINDOW), None)
+            if veto is not None:
+                vetoed[info.tag].append(Evidence(**{**ev.__dict__, "weight": 0.0, "vetoed_by": veto.term.label}))
+                continue
+            per_term[(info.tag, info.kind, info.label)].append(ev)
+
+        raw: dict[str, float] = defaultdict(float)
+        evidence: dict[str, list[Evidence]] = defaultdict(list)
+        for (tag, _, _), evs in per_term.items():
+            ws = sorted((e.weight for e in evs), reverse=True)
+            raw[tag] += ws[0] + REPEAT_SHARE * math.log1p(sum(ws[1:]))
+            evidence[tag].extend(evs)
+        notes: dict[str, list[str]] = defaultdict(list)
+        for tag in list(raw):
+            rule = self.rules.rules.get(tag)
+            if rule is not None:
+                raw[tag] *= rule.weight
+        self._apply_relations(raw, notes)
+        order = {t.name: i for i, t in enumerate(self.taxonomy)}
+        cands = [
+            Candidate(tag=t, score=_squash(r), raw=r, evidence=evidence.get(t, []), vetoed=vetoed.get(t, []), notes=notes.get(t, []))
+            for t, r in raw.items() if r > 0
+        ]
+        for t, v in vetoed.items():
+            if t not in raw:
+                cands.append(Candidate(tag=t, score=0.0, raw=0.0, vetoed=v, notes=["all hits vetoed"]))
+        cands.sort(key=lambda c: (-c.score, order.get(c.tag, 0)))
+        return cands
+
+    def _apply_relations(self, raw: dict[str, float], notes: dict[str, list[str]]) -> None:
+        """Implications add a share of a tag's score to another; preferences damp the generic tag."""
+        base = dict(raw)
+        for tag, score in base.items():
+            rule = self.rules.rules.get(tag)
+            if rule is None:
+                continue
+            for other, share in rule.implies.items():
+                target = self.taxonomy.get(other)
+                if target is not None and share > 0:
+                    raw[target.name] += share * score
+                    notes[target.name].append(f"+{share * score:.2f} implied by {tag}")
+        base = dict(raw)
+        for tag, score in base.items():
+            rule = self.rules.rules.get(tag)
+            if rule is None:
+                continue
+            for other in rule.prefer_over:
+                target = self.taxonomy.get(other)
+                if target is not None and target.name in base and score >= 0.5 * base[target.name]:
+                    raw[target.name] *= PREFER_FACTOR
+                    notes[target.name].append(f"x{PREFER_FACTOR} {tag} preferred over it")
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for s, e in sorted(spans):
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out

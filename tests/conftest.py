@@ -1,0 +1,61 @@
+"""Shared fixtures: the real model is loaded once per session; property tests use a
+tiny randomly initialised model with the real tokenizer (real constraint, fast)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+FIXTURES = ROOT / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    if not (SHARED / "taxonomy.json").exists():
+        pytest.skip("../shared/data is not beside the checkout")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def taxonomy(shared):
+    from engine.taxonomy import Taxonomy
+
+    return Taxonomy.load(shared / "taxonomy.json")
+
+
+@pytest.fixture(scope="session")
+def real_lm():
+    from engine.decision.model import load_model
+
+    return load_model(None, "cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(real_lm):
+    """A 2-layer random Llama sharing the real tokenizer: real constraint, fast forward."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from engine.decision.model import LoadedModel
+
+    tok = real_lm.tokenizer
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=2048,
+                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    model = LlamaForCausalLM(cfg).eval()
+    return LoadedModel(model=model, tokenizer=tok, name="tiny-random", device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def tiny_compiler(tiny_lm):
+    from engine.decision.compiler import ConstraintCompiler
+
+    return ConstraintCompiler(tiny_lm.model, tiny_lm.tokenizer)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]

@@ -1,0 +1,48 @@
+"""The real embedded model, loaded once per session, on real requests."""
+import json
+
+import pytest
+
+from engine import Tagger, parse_request
+from tests.conftest import FIXTURES
+
+
+@pytest.fixture(scope="module")
+def hybrid(real_lm):
+    return Tagger(mode="hybrid", lm=real_lm)
+
+
+def test_example_4436_includes_ai(hybrid, shared):
+    req = parse_request((shared / "example-request-4436.txt").read_text())
+    res = hybrid.tag_request(req)
+    out = json.loads(res.to_json())
+    assert list(out) == ["id", "tags"] and out["id"] == "4436"
+    assert "ai" in out["tags"] and len(out["tags"]) <= 3 and set(out["tags"]) <= set(req.taxonomy.names)
+    exp = res.explanation.to_dict()
+    assert exp["decision"]["steps"] and exp["chosen"][0]["model_prob"] is not None
+    step0 = exp["decision"]["steps"][0]
+    assert all(0 <= v <= 1 + 1e-6 for v in step0["tag_mass"].values()) and 0 <= step0["stop"] <= 1
+    assert out["tags"][0] in step0["tag_mass"] and len(set(step0["tag_mass"].values())) > 1
+
+
+def test_fixture_request(hybrid):
+    req = parse_request((FIXTURES / "request-example.txt").read_text())
+    res = hybrid.tag_request(req)
+    assert set(res.tags) == {"cli", "blog"}
+
+
+def test_llm_mode_is_valid_and_deterministic(real_lm, shared):
+    t = Tagger(mode="llm", lm=real_lm)
+    req = parse_request((shared / "example-request-4436.txt").read_text())
+    a, b = t.tag_request(req).to_json(), t.tag_request(req).to_json()
+    assert a == b
+    tags = json.loads(a)["tags"]
+    assert 1 <= len(tags) <= 3 and set(tags) <= set(req.taxonomy.names)
+
+
+def test_markdown_explanation(hybrid, shared):
+    from engine.report import render_markdown
+
+    req = parse_request((shared / "example-request-4436.txt").read_text())
+    md = render_markdown(hybrid.tag_request(req).explanation.to_dict())
+    assert "## Chosen" in md and "**ai**" in md and "## Why not" in md

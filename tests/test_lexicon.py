@@ -1,0 +1,60 @@
+from engine.lexicon import Lexicon, segment_readme
+from engine.rules import load_pack
+from engine.taxonomy import Taxonomy
+
+README = """# Kubectl Lens
+
+[![build](https://img.shields.io/badge/build-passing-green.svg)](https://ci.example)
+
+A terminal UI to explore your Kubernetes clusters and Helm charts.
+
+## Install
+
+```
+brew install kubelens
+```
+
+## License
+
+MIT, see LICENSE. Built with React for the docs site.
+"""
+
+
+def test_segments():
+    doc = segment_readme(README)
+    kinds = {doc.text[s.start:s.end].strip()[:20]: s.kind for s in doc.segments if doc.text[s.start:s.end].strip()}
+    assert doc.title == "Kubectl Lens"
+    assert kinds["# Kubectl Lens"] == "title"
+    assert kinds["A terminal UI to exp"] == "tagline"
+    assert kinds["brew install kubelen"] == "code"
+    assert kinds["[![build](https://im"] == "boilerplate"
+    assert kinds["MIT, see LICENSE. Bu"] == "boilerplate"
+
+
+def test_candidates_carry_evidence(taxonomy):
+    lex = Lexicon(load_pack(), taxonomy)
+    cands = lex.propose(README)
+    top = [c.tag for c in cands[:3]]
+    assert "k8s" in top and "terminal" in top
+    k8s = next(c for c in cands if c.tag == "k8s")
+    for e in k8s.evidence:
+        assert README[e.start:e.end] == e.text
+    assert any(e.section == "tagline" for e in k8s.evidence)
+    react = next((c for c in cands if c.tag == "react"), None)
+    assert react is None or react.score < 0.2
+
+
+def test_fuzzy_names_and_unknown_tags():
+    tax = Taxonomy.from_names(["database", "web assembly tools", "zebra-crossing"])
+    lex = Lexicon(load_pack(), tax)
+    cands = {c.tag: c for c in lex.propose("A fast Postgress proxy. Compiles to Web Assembly. Zebra crossings everywhere.")}
+    assert any(e.rule.startswith("fuzzy:") for e in cands["database"].evidence)
+    assert "zebra-crossing" in cands  # unknown to the pack: its own name still counts
+
+
+def test_negative_phrases_veto():
+    tax = Taxonomy.from_names(["server", "editor"])
+    lex = Lexicon(load_pack(), tax)
+    cands = {c.tag: c for c in lex.propose("A modal text editor with built-in language server support.")}
+    assert "server" not in cands or cands["server"].score == 0
+    assert cands["server"].vetoed[0].vetoed_by == "language server"

@@ -1,0 +1,76 @@
+from pathlib import Path
+
+import pytest
+
+from engine.errors import TagsmithError
+from engine.rules import load_pack
+from engine.rules.examples import run_examples
+
+
+def write(tmp_path: Path, body: str) -> Path:
+    d = tmp_path / "pack"
+    d.mkdir(exist_ok=True)
+    (d / "x.yaml").write_text(body)
+    return d
+
+
+def error_of(tmp_path, body) -> TagsmithError:
+    with pytest.raises(TagsmithError) as exc:
+        load_pack(write(tmp_path, body))
+    return exc.value
+
+
+def test_default_pack_covers_the_taxonomy(taxonomy):
+    pack = load_pack()
+    missing = [t.name for t in taxonomy if pack.get(t.name) is None]
+    assert missing == []
+
+
+def test_every_default_rule_has_examples():
+    pack = load_pack()
+    bare = [r.tag for r in pack.rules.values() if not r.examples.match or not r.examples.no_match]
+    assert bare == []
+
+
+def test_default_pack_examples_pass():
+    failures, total = run_examples(load_pack())
+    assert total >= 180 and failures == []
+
+
+def test_unknown_field_names_file_line_field(tmp_path):
+    e = error_of(tmp_path, "version: 1\nrules:\n  - tag: cli\n    aliases: [cli]\n    wieght: 2\n")
+    assert e.file.endswith("x.yaml") and e.line == 5 and e.field == "rules.0.wieght"
+
+
+def test_bad_regex_is_reported(tmp_path):
+    e = error_of(tmp_path, "rules:\n  - tag: cli\n    regexes:\n      - '([unclosed'\n")
+    assert e.line == 4 and e.field.startswith("rules.0.regexes.0") and "regex" in e.message
+
+
+def test_bad_weight(tmp_path):
+    e = error_of(tmp_path, "rules:\n  - tag: cli\n    phrases:\n      - {text: x, weight: -1}\n")
+    assert e.line == 4 and "weight" in e.field
+
+
+def test_bad_token_pattern(tmp_path):
+    e = error_of(tmp_path, "rules:\n  - tag: cli\n    patterns:\n      - pattern: [{NOTANATTR: x}]\n")
+    assert e.code == "E300" and e.field == "rules.0.patterns.0.pattern" and e.line == 4
+
+
+def test_yaml_syntax_error(tmp_path):
+    e = error_of(tmp_path, "rules:\n  - tag: [cli\n")
+    assert e.line is not None and "YAML" in e.message
+
+
+def test_duplicate_tag_across_files(tmp_path):
+    d = write(tmp_path, "rules:\n  - tag: cli\n")
+    (d / "y.yaml").write_text("rules:\n  - tag: CLI\n")
+    with pytest.raises(TagsmithError) as exc:
+        load_pack(d)
+    assert "already has a rule" in exc.value.message and exc.value.file.endswith("y.yaml")
+
+
+def test_broken_rule_fails_its_examples(tmp_path):
+    d = write(tmp_path, "rules:\n  - tag: cli\n    aliases: [command-line tool]\n    examples:\n      match: ['A terminal program.']\n      no_match: ['A command-line tool.']\n")
+    failures, total = run_examples(load_pack(d))
+    assert total == 2 and len(failures) == 2 and all("x.yaml:2: cli" in f for f in failures)
