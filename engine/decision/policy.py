@@ -32,7 +32,7 @@ class Plan:
 @dataclass(frozen=True)
 class DecisionPolicy:
     mode: str = "hybrid"
-    min_score: float = 0.5  # absolute floor for a tag (score in [0, 1))
+    min_score: float = 0.3  # absolute floor for a tag (score in [0, 1))
     relative: float = 0.8  # a tag needs this share of the best candidate's score
     shortlist: int = 5  # hybrid: how many rule candidates the model may choose from
     prior_weight: float = 2.0  # hybrid: strength of the rule prior on the model's logits

@@ -33,6 +33,16 @@ class Hit:
     end: int
 
 
+def _is_inflection(word: str, lemma: str) -> bool:
+    """True when the lookup lemma is a form of the word ("charts" -> "chart").
+
+    The lookup table also maps some short words to unrelated common lemmas ("ai" ->
+    "have"); matching those on lemmas would fire on every "has" and "'s".
+    """
+    n = min(len(word), 3)
+    return word[:n] == lemma[:n]
+
+
 class CompiledRules:
     """The pack's vocabulary for the tags of one taxonomy, ready to run on a Doc."""
 
@@ -46,6 +56,7 @@ class CompiledRules:
         self.negatives = PhraseMatcher(nlp.vocab, attr="LEMMA")
         self.tokens = Matcher(nlp.vocab)
         self.regexes: list[tuple[re.Pattern[str], TermInfo]] = []
+        self.name_regexes: list[tuple[str, TermInfo]] = []  # templates with {name}
         self.terms: dict[str, TermInfo] = {}
         self.rules: dict[str, TagRule] = {}
         self.fuzzy_vocab: list[tuple[str, TermInfo]] = []
@@ -65,8 +76,9 @@ class CompiledRules:
         mid = self._id(tag, kind, n)
         self.terms[mid] = info
         pattern = self.nlp(lower_same_length(term.text))
-        self.phrases.add(mid, [pattern])
         self.surface.add(mid, [pattern])
+        if all(_is_inflection(t.text, t.lemma_) for t in pattern):
+            self.phrases.add(mid, [pattern])
         if kind in ("alias", "name"):
             self.fuzzy_vocab.append((term.text.lower(), info))
 
@@ -86,12 +98,15 @@ class CompiledRules:
             self.tokens.add(mid, [p.pattern])
         for i, r in enumerate(rule.regexes):
             info = TermInfo(tag.name, "regex", r.pattern, r.weight, frozenset(r.where) if r.where else None)
-            self.regexes.append((re.compile(r.pattern, re.IGNORECASE | re.MULTILINE), info))
+            if "{name}" in r.pattern:
+                self.name_regexes.append((r.pattern, info))
+            else:
+                self.regexes.append((re.compile(r.pattern, re.IGNORECASE | re.MULTILINE), info))
         for i, neg in enumerate(rule.negatives):
             self.negatives.add(self._id(tag, "neg", i), [self.nlp(lower_same_length(neg))])
             self.terms[self._id(tag, "neg", i)] = TermInfo(tag.name, "negative", neg, 0.0, None)
 
-    def run(self, doc: Doc, text: str) -> tuple[list[Hit], list[Hit]]:
+    def run(self, doc: Doc, text: str, project_names: list[str] | None = None) -> tuple[list[Hit], list[Hit]]:
         """All positive hits and all negative (veto) hits in ``doc`` (built from ``text``)."""
         strings = self.nlp.vocab.strings
         hits: list[Hit] = []
@@ -99,7 +114,11 @@ class CompiledRules:
             hits.append(Hit(self.terms[strings[mid]], doc[s].idx, doc[e - 1].idx + len(doc[e - 1])))
         for mid, s, e in (self.tokens(doc) if len(self.tokens) else ()):
             hits.append(Hit(self.terms[strings[mid]], doc[s].idx, doc[e - 1].idx + len(doc[e - 1])))
-        for rx, info in self.regexes:
+        regexes = list(self.regexes)
+        if project_names and self.name_regexes:
+            alt = "(?:" + "|".join(re.escape(n) for n in project_names) + ")"
+            regexes += [(re.compile(t.replace("{name}", alt), re.IGNORECASE | re.MULTILINE), i) for t, i in self.name_regexes]
+        for rx, info in regexes:
             for m in rx.finditer(text):
                 if m.end() > m.start():
                     hits.append(Hit(info, m.start(), m.end()))
@@ -108,3 +127,19 @@ class CompiledRules:
             for mid, s, e in self.negatives(doc)
         ]
         return hits, negs
+
+
+_NAME = re.compile(r"[A-Za-z][\w.+\-]*[A-Za-z0-9+]|[A-Za-z]")
+
+
+def project_names(title: str) -> list[str]:
+    """Likely command/package names of a project from its title ("ripgrep (rg)" -> ripgrep, rg)."""
+    names: list[str] = []
+    for m in _NAME.finditer(title[:80]):
+        word = m.group().lower()
+        for cand in (word, re.sub(r"\.(?:js|py|rs|go|jl|rb)$", "", word), word.replace("-", "_"), word.replace("_", "-")):
+            if len(cand) >= 2 and cand not in names:
+                names.append(cand)
+        if len(names) >= 2 and "(" not in title:
+            break
+    return names[:6]

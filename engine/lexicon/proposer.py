@@ -12,9 +12,9 @@ import math
 from collections import defaultdict
 
 from engine.lexicon.fuzzy import fuzzy_hits
-from engine.lexicon.matchers import CompiledRules, Hit
+from engine.lexicon.matchers import CompiledRules, Hit, project_names
 from engine.lexicon.nlp import get_nlp, lower_same_length
-from engine.lexicon.readme import WEIGHTS, Document, segment_readme
+from engine.lexicon.readme import URL_SPANS, WEIGHTS, Document, segment_readme
 from engine.lexicon.types import Candidate, Evidence
 from engine.rules import RulePack
 from engine.taxonomy import Taxonomy
@@ -45,7 +45,8 @@ class Lexicon:
         """All tags with any evidence, best first (ties broken by taxonomy order)."""
         doc = doc or segment_readme(text)
         sdoc = get_nlp()(lower_same_length(text))
-        hits, negs = self.rules.run(sdoc, text)
+        hits, negs = self.rules.run(sdoc, text, project_names(doc.title))
+        hits = _outside(hits, [(m.start(), m.end()) for m in URL_SPANS.finditer(text)])
         prose = [(s.start, s.end) for s in doc.segments if s.kind in PROSE]
         hits += fuzzy_hits(text, _merge(prose), self.rules.fuzzy_vocab)
         return self._score(doc, hits, negs)
@@ -129,6 +130,22 @@ class Lexicon:
                 if target is not None and target.name in base and score >= 0.5 * base[target.name]:
                     raw[target.name] *= PREFER_FACTOR
                     notes[target.name].append(f"x{PREFER_FACTOR} {tag} preferred over it")
+
+
+def _outside(hits: list[Hit], spans: list[tuple[int, int]]) -> list[Hit]:
+    """Drop hits inside addresses: a badge URL's "workflows" is not evidence."""
+    if not spans:
+        return hits
+    import bisect
+
+    starts = [s for s, _ in spans]
+    keep = []
+    for h in hits:
+        i = bisect.bisect_right(starts, h.start) - 1
+        if i >= 0 and h.end <= spans[i][1]:
+            continue
+        keep.append(h)
+    return keep
 
 
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

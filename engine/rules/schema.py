@@ -33,7 +33,12 @@ class Term(_Strict):
 
 
 class RegexTerm(_Strict):
-    """A regular expression (Python syntax, case-insensitive, multiline)."""
+    """A regular expression (Python syntax, case-insensitive, multiline).
+
+    ``{name}`` stands for the project's own name, read from the README title, so a
+    rule can say "the README shows ``pip install <this project>``" or "a shell line
+    runs ``<this project> --flag``" without naming any project.
+    """
 
     pattern: str = Field(min_length=1)
     weight: float = Field(1.0, ge=0, le=10)
@@ -48,7 +53,7 @@ class RegexTerm(_Strict):
     @classmethod
     def _compiles(cls, v: str) -> str:
         try:
-            re.compile(v)
+            re.compile(v.replace("{name}", "x"))
         except re.error as exc:
             raise ValueError(f"invalid regex: {exc}") from None
         return v
