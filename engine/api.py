@@ -15,6 +15,9 @@ from engine.request import Request
 from engine.rules import RulePack, load_pack
 from engine.taxonomy import Taxonomy
 
+#: (record, segmented document, ranked candidates): the lexicon stage's output.
+Proposal = tuple[dict[str, Any], Any, list[Candidate]]
+
 
 @dataclass
 class TagResult:
@@ -116,24 +119,38 @@ class Tagger:
     def tag_many(self, records: Iterable[dict[str, Any]], taxonomy: Any, max_tags: int = 3) -> list[TagResult]:
         """Tag records ``{"id", "text"}``; the model runs in batches of ``batch_size``."""
         tax = as_taxonomy(taxonomy)
-        if max_tags < 1:
-            from engine.errors import E_MAX_TAGS
+        return self.decide(self.propose(records, tax), tax, max_tags)
 
-            raise TagsmithError(E_MAX_TAGS, f"max_tags must be a positive integer, got {max_tags}")
+    def propose(self, records: Iterable[dict[str, Any]], taxonomy: Any) -> list[Proposal]:
+        """Lexicon stage only (no model): segmented document and candidates per record."""
+        tax = as_taxonomy(taxonomy)
         lex = self.lexicon(tax)
-        items = []
+        out = []
         for r in records:
             text = r.get("text")
             if not isinstance(text, str) or not text.strip():
                 raise TagsmithError(E_EMPTY_TEXT, f"record {r.get('id')!r}: the description is empty")
             doc = lex.document(text)
-            items.append((r, doc, lex.propose(text, doc)))
+            out.append((r, doc, lex.propose(text, doc)))
+        return out
+
+    def decide(self, items: list[Proposal], taxonomy: Any, max_tags: int = 3) -> list[TagResult]:
+        """Decision stage over proposals from ``propose`` (possibly made in other processes)."""
+        tax = as_taxonomy(taxonomy)
+        if max_tags < 1:
+            from engine.errors import E_MAX_TAGS
+
+            raise TagsmithError(E_MAX_TAGS, f"max_tags must be a positive integer, got {max_tags}")
         if self.mode == "rules":
             return [self._finish(r, tax, max_tags, c, self.policy.rules_pick(c, max_tags), None, {}) for r, _, c in items]
-        results: list[TagResult] = []
-        for start in range(0, len(items), self.batch_size):
-            results.extend(self._decide(items[start:start + self.batch_size], tax, max_tags))
-        return results
+        # Similar lengths share a batch (less padding); answers go back in input order.
+        order = sorted(range(len(items)), key=lambda i: len(items[i][0].get("text", "")))
+        results: dict[int, TagResult] = {}
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            for i, res in zip(idx, self._decide([items[i] for i in idx], tax, max_tags)):
+                results[i] = res
+        return [results[i] for i in range(len(items))]
 
     def _decide(self, chunk: list[tuple[dict, Any, list[Candidate]]], tax: Taxonomy, max_tags: int) -> list[TagResult]:
         from engine.decision.decoder import ConstrainedDecoder, DecodeRequest

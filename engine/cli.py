@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from engine.errors import E_ENCODING, E_INPUT, E_OPTION, TagsmithError
 
@@ -95,122 +95,25 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _records(path: str) -> Iterator[tuple[int, Any, str | None]]:
-    """(line number, record or None, error) for each non-blank line of a JSONL file."""
-    fh = sys.stdin.buffer if path == "-" else open(path, "rb")
-    with fh:
-        for no, raw in enumerate(fh, 1):
-            if not raw.strip():
-                continue
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield no, None, f"not UTF-8 (byte {exc.start})"
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield no, None, f"invalid JSON: {exc.msg}"
-                continue
-            if not isinstance(rec, dict):
-                yield no, None, "record is not a JSON object"
-                continue
-            if rec.get("id") in (None, ""):
-                yield no, None, "missing id"
-                continue
-            if not isinstance(rec.get("text"), str) or not rec["text"].strip():
-                yield no, None, "missing or empty text"
-                continue
-            yield no, rec, None
-
-
 def cmd_batch(args: argparse.Namespace) -> int:
     from engine.api import as_taxonomy
+    from engine.io.batch import BatchJob
 
     if args.max_tags is not None and args.max_tags < 1:
         raise TagsmithError(E_OPTION, f"--max-tags must be a positive integer, got {args.max_tags}")
-    if not os.path.exists(args.input) and args.input != "-":
+    if args.input != "-" and not os.path.exists(args.input):
         raise TagsmithError(E_INPUT, "input not found", file=args.input)
-    tax = as_taxonomy(args.taxonomy)
-    tagger = _tagger(args)
-    max_tags = args.max_tags or 3
-    out_path = args.output
-    done: set[str] = set()
-    if args.resume and out_path != "-" and os.path.exists(out_path):
-        done = _answered_ids(out_path)
-    out = sys.stdout if out_path == "-" else open(out_path, "a" if args.resume else "w", encoding="utf-8")
-    err_path = (out_path + ".errors.jsonl") if out_path != "-" else None
-    errors = open(err_path, "a" if args.resume else "w", encoding="utf-8") if err_path else sys.stderr
-    seen: set[str] = set(done)
-    n_err = n_ok = 0
-    bar = None
-    if sys.stderr.isatty() and not args.quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(unit="item", file=sys.stderr)
-    pending: list[tuple[int, dict]] = []
-
-    def flush() -> None:
-        nonlocal n_ok
-        if not pending:
-            return
-        results = tagger.tag_many([r for _, r in pending], taxonomy=tax, max_tags=max_tags)
-        for res in results:
-            out.write(json.dumps({"id": res.id, "tags": res.tags}, ensure_ascii=False, separators=(",", ":")) + "\n")
-        out.flush()
-        n_ok += len(results)
-        if bar:
-            bar.update(len(results))
-        pending.clear()
-
-    try:
-        for no, rec, problem in _records(args.input):
-            if rec is not None:
-                rid = str(rec["id"])
-                if rid in done:
-                    continue
-                if rid in seen:
-                    problem = f"duplicate id {rid!r}"
-                elif args.max_chars and len(rec["text"]) > args.max_chars:
-                    problem = f"text longer than --max-chars {args.max_chars} ({len(rec['text'])})"
-            if problem:
-                n_err += 1
-                errors.write(json.dumps({"line": no, "id": None if rec is None else rec.get("id"), "error": problem}, ensure_ascii=False) + "\n")
-                errors.flush()
-                if bar:
-                    bar.set_postfix(errors=n_err)
-                continue
-            seen.add(str(rec["id"]))
-            pending.append((no, {"id": str(rec["id"]), "text": rec["text"]}))
-            if len(pending) >= tagger.batch_size:
-                flush()
-        flush()
-    finally:
-        if bar:
-            bar.close()
-        if out is not sys.stdout:
-            out.close()
-        if errors is not sys.stderr:
-            errors.close()
+    if args.resume and args.output == "-":
+        raise TagsmithError(E_OPTION, "--resume needs an output file (-o OUT.jsonl)")
+    job = BatchJob(
+        _tagger(args), as_taxonomy(args.taxonomy), max_tags=args.max_tags or 3, max_chars=args.max_chars,
+        workers=args.workers, explain_dir=args.explain_dir, progress=sys.stderr.isatty() and not args.quiet,
+    )
+    stats = job.run(args.input, args.output, resume=args.resume, fmt=args.format, id_col=args.id_col, text_col=args.text_col)
     if not args.quiet:
-        print(f"tagged {n_ok}, failed {n_err}" + (f", skipped {len(done)} already answered" if done else ""), file=sys.stderr)
-    return EXIT_PARTIAL if n_err else EXIT_OK
-
-
-def _answered_ids(path: str) -> set[str]:
-    """Ids in an output file; a torn last line (killed mid-write) is cut off."""
-    ids: set[str] = set()
-    with open(path, "rb+") as fh:
-        data = fh.read()
-        good = data.rfind(b"\n") + 1
-        if good < len(data):
-            fh.truncate(good)
-        for line in data[:good].splitlines():
-            try:
-                ids.add(str(json.loads(line)["id"]))
-            except (ValueError, KeyError, TypeError):
-                continue
-    return ids
+        skipped = f", skipped {stats.skipped} already answered" if stats.skipped else ""
+        print(f"tagged {stats.ok}, failed {stats.failed}{skipped}", file=sys.stderr)
+    return EXIT_PARTIAL if stats.failed else EXIT_OK
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -220,12 +123,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from engine.report.metrics import format_metrics, score
 
     tax = as_taxonomy(args.taxonomy)
-    rows = [r for _, r, p in _records(args.gold) if r is not None]
+    rows, gold_tags = [], {}
+    for line in Path(args.gold).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            r = json.loads(line)
+            rows.append({"id": str(r["id"]), "text": r["text"], "repo": r.get("repo", "")})
+            gold_tags[str(r["id"])] = r.get("tags", [])
     tagger = _tagger(args)
     t0 = time.perf_counter()
     results = tagger.tag_many(rows, taxonomy=tax, max_tags=args.max_tags or 3)
     secs = (time.perf_counter() - t0) / max(len(rows), 1)
-    gold = [[tax.get(t).name if tax.get(t) else t for t in r.get("tags", [])] for r in rows]
+    gold = [[tax.get(t).name if tax.get(t) else t for t in gold_tags[r["id"]]] for r in rows]
     m = score(gold, [r.tags for r in results])
     print(format_metrics(m, label=f"mode={tagger.mode} ", per_tag=not args.summary))
     print(f"seconds/item={secs:.3f}")
@@ -276,8 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "tag":
             t.add_argument("--explain", action="store_true", help="also write the JSON explanation to stderr")
             t.add_argument("--explain-file", default=None, metavar="FILE", help="write the JSON explanation here")
-    b = sub.add_parser("batch", help="tag a JSONL file of {id,text} records")
-    b.add_argument("input")
+    b = sub.add_parser("batch", help="tag records from JSONL, CSV or a folder of READMEs")
+    b.add_argument("input", help="JSONL ({id,text} per line), CSV, a folder (id = file name), or -")
+    b.add_argument("--format", choices=["auto", "jsonl", "csv"], default="auto")
+    b.add_argument("--id-col", default="id", help="CSV column with the id")
+    b.add_argument("--text-col", default="text", help="CSV column with the description")
+    b.add_argument("--explain-dir", default=None, metavar="DIR", help="write one explanation JSON per id here")
+    b.add_argument("--workers", type=int, default=1, help="lexicon worker processes (overlap with the model)")
     b.add_argument("-o", "--output", default="-")
     b.add_argument("--taxonomy", required=True)
     b.add_argument("--max-tags", type=int, default=None)

@@ -1,0 +1,150 @@
+"""The batch job: stream records, tag them, write answers that survive a crash.
+
+Guarantees: answers are appended and flushed as each batch is ready; a run killed
+at any moment and restarted with ``resume=True`` answers every input id exactly
+once (a torn last line is cut off first, ids already answered are skipped); bad
+records go to ``OUT.errors.jsonl`` with their line or file and the run goes on.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+from engine.io.records import Record, read_records
+
+
+@dataclass
+class BatchStats:
+    ok: int = 0
+    failed: int = 0
+    skipped: int = 0
+    errors: list[dict] = field(default_factory=list)
+
+
+def answered_ids(path: str) -> set[str]:
+    """Ids already in an output file; a torn last line (killed mid-write) is cut off."""
+    ids: set[str] = set()
+    if not os.path.exists(path):
+        return ids
+    with open(path, "rb+") as fh:
+        data = fh.read()
+        good = data.rfind(b"\n") + 1
+        if good < len(data):
+            fh.truncate(good)
+        for line in data[:good].splitlines():
+            try:
+                ids.add(str(json.loads(line)["id"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+    return ids
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(pack_root: str | None, names: list[Any]) -> None:
+    from engine.lexicon import Lexicon
+    from engine.rules import load_pack
+    from engine.taxonomy import Taxonomy
+
+    _WORKER["lex"] = Lexicon(load_pack(pack_root), Taxonomy.from_names(names))
+
+
+def _worker_propose(rec: dict) -> tuple:
+    lex = _WORKER["lex"]
+    doc = lex.document(rec["text"])
+    return rec, doc, lex.propose(rec["text"], doc)
+
+
+class BatchJob:
+    def __init__(self, tagger: Any, taxonomy: Any, max_tags: int = 3, max_chars: int = 0, workers: int = 1,
+                 explain_dir: str | None = None, progress: bool = False) -> None:
+        self.tagger = tagger
+        self.taxonomy = taxonomy
+        self.max_tags = max_tags
+        self.max_chars = max_chars
+        self.workers = workers
+        self.explain_dir = Path(explain_dir) if explain_dir else None
+        self.progress = progress
+
+    def _valid(self, records: Iterator[Record], done: set[str], stats: BatchStats, errors: IO[str]) -> Iterator[dict]:
+        seen: set[str] = set()
+        for rec in records:
+            problem = rec.error
+            if problem is None:
+                if rec.id in seen:
+                    problem = f"duplicate id {rec.id!r}"
+                elif self.max_chars and len(rec.text or "") > self.max_chars:
+                    problem = f"text longer than --max-chars {self.max_chars} ({len(rec.text or '')})"
+            if problem is None:
+                seen.add(rec.id)
+                if rec.id in done:
+                    stats.skipped += 1
+                    continue
+                yield {"id": rec.id, "text": rec.text}
+                continue
+            stats.failed += 1
+            err = {"line" if isinstance(rec.where, int) else "file": rec.where, "id": rec.id, "error": problem}
+            errors.write(json.dumps(err, ensure_ascii=False) + "\n")
+            errors.flush()
+
+    def run(self, source: str, out_path: str, resume: bool = False, fmt: str = "auto", id_col: str = "id", text_col: str = "text") -> BatchStats:
+        stats = BatchStats()
+        done = answered_ids(out_path) if resume and out_path != "-" else set()
+        out = sys.stdout if out_path == "-" else open(out_path, "a" if resume else "w", encoding="utf-8")
+        # Errors are recomputed from the input on every run, so the file is rewritten.
+        errors = open(out_path + ".errors.jsonl", "w", encoding="utf-8") if out_path != "-" else sys.stderr
+        if self.explain_dir:
+            self.explain_dir.mkdir(parents=True, exist_ok=True)
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(unit="item", file=sys.stderr, dynamic_ncols=True)
+        pool = None
+        try:
+            records = self._valid(read_records(source, fmt, id_col, text_col), done, stats, errors)
+            if self.workers > 1:
+                import multiprocessing as mp
+
+                pool = mp.get_context("spawn").Pool(self.workers, _worker_init, (self.tagger.pack.root, [{"id": t.id, "name": t.name} for t in self.taxonomy]))
+                proposals = pool.imap(_worker_propose, records, chunksize=4)
+            else:
+                proposals = (p for r in records for p in self.tagger.propose([r], self.taxonomy))
+            chunk: list = []
+            for prop in proposals:
+                chunk.append(prop)
+                if len(chunk) >= self.tagger.batch_size:
+                    self._emit(chunk, out, stats, bar)
+            self._emit(chunk, out, stats, bar)
+        finally:
+            if pool is not None:
+                pool.terminate()
+            if bar is not None:
+                bar.close()
+            if out is not sys.stdout:
+                out.close()
+            if errors is not sys.stderr:
+                errors.close()
+        return stats
+
+    def _emit(self, chunk: list, out: IO[str], stats: BatchStats, bar: Any) -> None:
+        if not chunk:
+            return
+        results = self.tagger.decide(chunk, self.taxonomy, self.max_tags)
+        lines = "".join(json.dumps({"id": r.id, "tags": r.tags}, ensure_ascii=False, separators=(",", ":")) + "\n" for r in results)
+        out.write(lines)
+        out.flush()
+        if self.explain_dir:
+            for r in results:
+                safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in r.id or "none")
+                (self.explain_dir / f"{safe}.json").write_text(json.dumps(r.explanation.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
+        stats.ok += len(results)
+        if bar is not None:
+            bar.update(len(results))
+            bar.set_postfix(errors=stats.failed)
+        chunk.clear()

@@ -1,0 +1,103 @@
+"""Stream records from JSONL, CSV or a folder of README files, one at a time.
+
+Each yielded ``Record`` carries where it came from (line or file) so a bad one can be
+reported precisely while the rest of the run goes on. Nothing is read ahead: memory
+stays bounded whatever the input size.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from engine.errors import E_INPUT, E_OPTION, TagsmithError
+
+
+@dataclass
+class Record:
+    where: int | str  # line number (JSONL/CSV) or file name (folder)
+    id: str | None
+    text: str | None
+    error: str | None = None
+
+
+def _check(where: int | str, rid: object, text: object) -> Record:
+    if rid is None or str(rid).strip() == "":
+        return Record(where, None, None, "missing id")
+    if not isinstance(text, str) or not text.strip():
+        return Record(where, str(rid), None, "missing or empty text")
+    return Record(where, str(rid), text)
+
+
+def _jsonl(fh: io.BufferedReader) -> Iterator[Record]:
+    for no, raw in enumerate(fh, 1):
+        if not raw.strip():
+            continue
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield Record(no, None, None, f"not UTF-8 (byte {exc.start})")
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield Record(no, None, None, f"invalid JSON: {exc.msg}")
+            continue
+        if not isinstance(rec, dict):
+            yield Record(no, None, None, "record is not a JSON object")
+            continue
+        yield _check(no, rec.get("id"), rec.get("text"))
+
+
+def _csv(fh: io.BufferedReader, id_col: str, text_col: str, source: str) -> Iterator[Record]:
+    text = io.TextIOWrapper(fh, encoding="utf-8", errors="strict", newline="")
+    reader = csv.DictReader(text)
+    try:
+        fields = reader.fieldnames or []
+    except UnicodeDecodeError as exc:
+        raise TagsmithError(E_INPUT, f"CSV header is not UTF-8 (byte {exc.start})", file=source) from None
+    for col in (id_col, text_col):
+        if col not in fields:
+            raise TagsmithError(E_OPTION, f"CSV has no column {col!r} (columns: {', '.join(fields)})", file=source, line=1)
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as exc:
+            yield Record(reader.line_num + 1, None, None, f"not UTF-8 (byte {exc.start})")
+            return  # the decoder cannot resynchronise inside a CSV stream
+        except csv.Error as exc:
+            yield Record(reader.line_num, None, None, f"CSV: {exc}")
+            continue
+        yield _check(reader.line_num, row.get(id_col), row.get(text_col))
+
+
+def _folder(root: Path) -> Iterator[Record]:
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        name = str(path.relative_to(root))
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield Record(name, path.name, None, f"not UTF-8 (byte {exc.start})")
+            continue
+        yield _check(name, path.name, text)
+
+
+def read_records(source: str, fmt: str = "auto", id_col: str = "id", text_col: str = "text") -> Iterator[Record]:
+    """Records from ``source`` (a file, ``-`` for stdin, or a folder)."""
+    if source != "-" and Path(source).is_dir():
+        yield from _folder(Path(source))
+        return
+    if fmt == "auto":
+        fmt = "csv" if source.lower().endswith(".csv") else "jsonl"
+    try:
+        fh = sys.stdin.buffer if source == "-" else open(source, "rb")
+    except OSError as exc:
+        raise TagsmithError(E_INPUT, f"cannot read input: {exc.strerror}", file=source) from None
+    with fh:
+        yield from (_csv(fh, id_col, text_col, source) if fmt == "csv" else _jsonl(fh))

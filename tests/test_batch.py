@@ -1,0 +1,81 @@
+"""The batch job under real conditions: several input formats, crashes, resumes."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TAX = '[{"id":1,"name":"cli"},{"id":2,"name":"lib"},{"id":3,"name":"database"},{"id":4,"name":"game-engine "}]'
+TEXTS = ["A command-line tool to rename files.", "A tiny library for parsing dates.", "A distributed SQL database.",
+         "A 2D and 3D game engine with an entity component system."]
+
+
+def cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, cwd=ROOT, **kw)
+
+
+def test_csv_and_folder_inputs(tmp_path):
+    (tmp_path / "t.json").write_text(TAX)
+    csv_file = tmp_path / "in.csv"
+    csv_file.write_text('key,readme,other\nk1,"A command-line tool, with ""quotes""",x\nk2,,y\nk3,"A tiny library\nfor dates",z\n')
+    out = tmp_path / "out.jsonl"
+    r = cli("batch", str(csv_file), "-o", str(out), "--taxonomy", str(tmp_path / "t.json"), "--no-llm", "--id-col", "key", "--text-col", "readme")
+    assert r.returncode == 1
+    assert [json.loads(l) for l in out.read_text().splitlines()] == [{"id": "k1", "tags": ["cli"]}, {"id": "k3", "tags": ["lib"]}]
+    err = json.loads((tmp_path / "out.jsonl.errors.jsonl").read_text())
+    assert err["line"] == 3 and err["id"] == "k2"
+    bad = cli("batch", str(csv_file), "-o", str(out), "--taxonomy", str(tmp_path / "t.json"), "--no-llm", "--id-col", "nope")
+    assert bad.returncode == 2 and "no column 'nope'" in bad.stderr.decode()
+
+    folder = tmp_path / "readmes"
+    folder.mkdir()
+    (folder / "alpha.md").write_text(TEXTS[2])
+    (folder / "beta.md").write_bytes(b"\xff\xfe")
+    exp = tmp_path / "exp"
+    r = cli("batch", str(folder), "-o", str(out), "--taxonomy", str(tmp_path / "t.json"), "--no-llm", "--explain-dir", str(exp))
+    assert r.returncode == 1
+    assert json.loads(out.read_text()) == {"id": "alpha.md", "tags": ["database"]}
+    assert json.loads((tmp_path / "out.jsonl.errors.jsonl").read_text())["file"] == "beta.md"
+    assert json.loads((exp / "alpha.md.json").read_text())["chosen"][0]["tag"] == "database"
+
+
+def test_workers_give_the_same_answers(tmp_path):
+    (tmp_path / "t.json").write_text(TAX)
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"id": str(i), "text": TEXTS[i % 4]}) + "\n" for i in range(40)))
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    assert cli("batch", str(src), "-o", str(a), "--taxonomy", str(tmp_path / "t.json"), "--no-llm").returncode == 0
+    assert cli("batch", str(src), "-o", str(b), "--taxonomy", str(tmp_path / "t.json"), "--no-llm", "--workers", "2").returncode == 0
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_sigkill_then_resume_loses_nothing(tmp_path):
+    (tmp_path / "t.json").write_text(TAX)
+    src = tmp_path / "in.jsonl"
+    n = 600
+    filler = " More words about the project and its design." * 40
+    src.write_text("".join(json.dumps({"id": f"id{i}", "text": TEXTS[i % 4] + filler}) + "\n" for i in range(n)))
+    out = tmp_path / "out.jsonl"
+    args = [sys.executable, "-m", "engine.cli", "batch", str(src), "-o", str(out), "--taxonomy", str(tmp_path / "t.json"),
+            "--no-llm", "--batch-size", "3", "--quiet"]
+    rng = random.Random(7)
+    kills = 0
+    for attempt in range(6):
+        p = subprocess.Popen(args + (["--resume"] if attempt else []), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(3.0, 6.0))
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait()
+            kills += 1
+        else:
+            break
+    final = subprocess.run(args + ["--resume"], cwd=ROOT, capture_output=True)
+    assert final.returncode == 0, final.stderr
+    lines = out.read_text().splitlines()
+    ids = [json.loads(l)["id"] for l in lines]  # every line is valid JSON
+    assert kills >= 1
+    assert sorted(ids) == sorted(f"id{i}" for i in range(n)) and len(ids) == len(set(ids))
