@@ -137,8 +137,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     m = score(gold, [r.tags for r in results])
     print(format_metrics(m, label=f"mode={tagger.mode} ", per_tag=not args.summary))
     print(f"seconds/item={secs:.3f}")
+    from engine.report.calibration import format_reliability, reliability
+
+    pairs = [(c.confidence, c.tag in set(g)) for res, g in zip(results, gold) for c in res.explanation.chosen]
+    buckets, ece = reliability(pairs)
+    print(format_reliability(buckets, ece))
     if args.json:
-        Path(args.json).write_text(json.dumps({**m.to_dict(), "mode": tagger.mode, "seconds_per_item": secs}, indent=2))
+        Path(args.json).write_text(json.dumps({**m.to_dict(), "mode": tagger.mode, "seconds_per_item": secs, "ece": ece}, indent=2))
     if args.errors:
         for r, res, g in zip(rows, results, gold):
             if set(res.tags) != set(g):
@@ -146,6 +151,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 for c in res.explanation.candidates[:5]:
                     ev = ", ".join(f"{e['text']!r}@{e['section']}" for e in c["evidence"][:4])
                     print(f"   {c['tag']:<18} {c['score']:.2f}  {ev}")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from engine.report.batch import build_report
+
+    report = build_report(args.answers, args.explain_dir, args.gold, args.input)
+    if args.format == "md":
+        from engine.report.markdown import render_batch_markdown
+
+        body = render_batch_markdown(report)
+    else:
+        from engine.report.html import render_html
+
+        body = render_html(report)
+    if args.output == "-":
+        sys.stdout.write(body)
+    else:
+        Path(args.output).write_text(body, encoding="utf-8")
+        print(f"report: {args.output} ({report['n']} items)", file=sys.stderr)
     return EXIT_OK
 
 
@@ -206,6 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--summary", action="store_true", help="no per-tag table")
     e.add_argument("--json", default=None, metavar="FILE", help="also write the metrics as JSON")
     _add_engine_opts(e)
+    rp = sub.add_parser("report", help="HTML or Markdown report of a batch run")
+    rp.add_argument("answers", help="OUT.jsonl written by tagsmith batch")
+    rp.add_argument("--explain-dir", required=True, help="the --explain-dir of that run")
+    rp.add_argument("--gold", default=None, help="gold JSONL (id, tags[, text]) for accuracy sections")
+    rp.add_argument("--input", default=None, help="the batch input JSONL, for README texts and highlights")
+    rp.add_argument("--format", choices=["html", "md"], default="html")
+    rp.add_argument("-o", "--output", default="report.html")
     r = sub.add_parser("rules", help="rule-pack tools")
     rs = r.add_subparsers(dest="rules_cmd", required=True)
     for name, help_ in (("check", "validate a pack"), ("test", "run each rule's examples")):
@@ -217,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"tag": cmd_tag, "explain": cmd_explain, "batch": cmd_batch, "eval": cmd_eval, "rules": cmd_rules}[args.cmd]
+    handler = {"tag": cmd_tag, "explain": cmd_explain, "batch": cmd_batch, "eval": cmd_eval, "report": cmd_report, "rules": cmd_rules}[args.cmd]
     try:
         return handler(args)
     except TagsmithError as exc:

@@ -2,8 +2,17 @@
 # Idempotent set-up: .venv/ with tagsmith, its dependencies and the embedded model.
 # Keeps a torch that is already installed (e.g. a CUDA build); otherwise installs the
 # CPU wheel torch==2.13.0 (served from local disk on our machines, never a CUDA build).
+# --with-browser also installs Debian's chromium (the report tests open the HTML in it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--with-browser" ] && ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
+      || echo "setup: could not install chromium; the browser tests will fail" >&2
+  else
+    echo "setup: chromium missing and not root; install it (apt-get install chromium) for the browser tests" >&2
+  fi
+fi
 PY="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   if "$PY" -c "import torch" 2>/dev/null; then

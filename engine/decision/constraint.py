@@ -18,8 +18,12 @@ from typing import Any, Iterable
 
 from engine.taxonomy import Taxonomy
 
-_TEMPLATE = Path(__file__).resolve().parents[2] / "grammars" / "tags_array.regex.tmpl"
-_FALLBACK_TEMPLATE = r"\[(?:$TAG(?:,$TAG){0,$MORE})?\]"
+_HERE = Path(__file__).resolve()
+#: The checkout's grammars/ folder, or its copy inside an installed wheel.
+_TEMPLATE = next(
+    (p for p in (_HERE.parents[2] / "grammars" / "tags_array.regex.tmpl", _HERE.parents[1] / "_grammars" / "tags_array.regex.tmpl") if p.exists()),
+    _HERE.parents[2] / "grammars" / "tags_array.regex.tmpl",
+)
 
 
 def json_escaped(name: str) -> str:
@@ -33,7 +37,7 @@ def build_regex(names: Iterable[str], max_tags: int) -> str:
     if max_tags < 1:
         raise ValueError("max_tags must be >= 1")
     alts = "|".join(re.escape(json_escaped(n)) for n in sorted(names, key=lambda n: (-len(n), n)))
-    template = _TEMPLATE.read_text().strip() if _TEMPLATE.exists() else _FALLBACK_TEMPLATE
+    template = _TEMPLATE.read_text().strip()
     return Template(template).substitute(TAG=f'"(?:{alts})"', MORE=str(max_tags - 1))
 
 

@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from engine.lexicon.types import Candidate
+from engine.report.calibration import confidence
 
 
 @dataclass
@@ -13,6 +14,7 @@ class ChosenTag:
     rank: int
     rule_score: float
     model_prob: float | None  # constrained probability of this tag at its step, None without a model
+    confidence: float  # in [0, 1], see engine.report.calibration
     reason: str
 
 
@@ -60,7 +62,8 @@ class Explanation:
                 reason = "no rule evidence; chosen by the model"
             if t in tag_prob:
                 reason += f"; model probability {tag_prob[t]:.2f}"
-            chosen.append(ChosenTag(t, i + 1, round(c.score, 4) if c else 0.0, tag_prob.get(t), reason))
+            rule_score = round(c.score, 4) if c else 0.0
+            chosen.append(ChosenTag(t, i + 1, rule_score, tag_prob.get(t), confidence(rule_score, tag_prob.get(t)), reason))
         rejected = []
         for c in candidates[:8]:
             if c.tag in tags:

@@ -15,7 +15,7 @@ def render_markdown(exp: dict[str, Any]) -> str:
     if not exp["chosen"]:
         out.append("No tag fits.")
     for c in exp["chosen"]:
-        out.append(f"{c['rank']}. **{c['tag']}** — {c['reason']}")
+        out.append(f"{c['rank']}. **{c['tag']}** (confidence {c['confidence']:.2f}) — {c['reason']}")
     out += ["", "## Candidates", "", "| tag | rule score | model mass (1st step) | evidence |", "|---|---|---|---|"]
     steps = exp.get("decision", {}).get("steps", [])
     first = steps[0]["tag_mass"] if steps else {}
@@ -34,4 +34,24 @@ def render_markdown(exp: dict[str, Any]) -> str:
         out += ["", "## Why not", ""]
         for r in exp["rejected"]:
             out.append(f"- **{r['tag']}**: {r['why_not']}")
+    return "\n".join(out) + "\n"
+
+
+def render_batch_markdown(report: dict[str, Any]) -> str:
+    """The batch report (see ``engine.report.batch``) as Markdown."""
+    out = [f"# tagsmith report — {report['n']} items", ""]
+    out.append(", ".join(f"{k}: `{v}`" for k, v in report["settings"].items()))
+    out += ["", f"No tags: {len(report['no_tags'])}; low confidence: {len(report['low_confidence'])}", "", "## Tag distribution", ""]
+    out += [f"- {t}: {c}" for t, c in report["distribution"][:30]]
+    g = report.get("gold")
+    if g:
+        m = g["metrics"]
+        out += ["", "## Against gold", "", f"micro-F1 {m['micro_f1']:.3f}, macro-F1 {m['macro_f1']:.3f}, top-1 {m['top1']:.3f}, exact {m['exact']:.3f}", ""]
+        out += ["| gold | predicted instead | count |", "|---|---|---|"] + [f"| {c['gold']} | {c['predicted']} | {c['count']} |" for c in g["confusions"]]
+    out += ["", "## Items", ""]
+    for it in report["items"]:
+        mark = " **(wrong)**" if it["wrong"] else ""
+        tags = ", ".join(f"{t} ({it['confidence'].get(t, 0):.2f})" for t in it["tags"]) or "no tags"
+        gold = f"; gold: {', '.join(it['gold'])}" if it["gold"] is not None else ""
+        out.append(f"- `{it['id']}`{mark}: {tags}{gold}")
     return "\n".join(out) + "\n"

@@ -39,7 +39,7 @@ class RulePack:
 def default_pack_dir() -> Path:
     """The pack shipped with tagsmith: ``rules/default`` in the checkout, or the installed copy."""
     here = Path(__file__).resolve()
-    for cand in (here.parents[2] / "rules" / "default", here.parent / "data" / "default"):
+    for cand in (here.parents[2] / "rules" / "default", here.parents[1] / "_rules" / "default"):
         if cand.is_dir():
             return cand
     raise TagsmithError(E_RULES, "the default rule pack is missing (rules/default)")

@@ -1,0 +1,150 @@
+"""Throughput benchmark: figures, not assertions (run it on the hardware you care about).
+
+In one process and on the same records it measures
+  (a) a naive loop: one prompt at a time through Outlines + transformers, README head
+      and the full tag list in the prompt, the 90-tag constraint as a JSON schema;
+  (b) Outlines' own ``Generator.batch`` on the same prompts;
+  (c) tagsmith (lexicon + constrained batched decoder, the chosen ``--mode``);
+  (d) tagsmith rules-only;
+and prints items/s, the ratio to (a) and (b), peak RSS and peak GPU memory.
+
+    python bench/throughput.py --items 1000                       # embedded SmolLM2-135M
+    python bench/throughput.py --items 1000 --random-init qwen2.5-1.5b
+    python bench/throughput.py --items 24 --outlines-batch 8      # a CPU-sized run
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+RANDOM_CONFIGS = {
+    # Shapes of the public Qwen2.5 configs; weights are random (same compute as trained).
+    "qwen2.5-0.5b": dict(model_type="qwen2", hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+                         num_attention_heads=14, num_key_value_heads=2, vocab_size=151936, max_position_embeddings=32768,
+                         rope_theta=1000000.0, tie_word_embeddings=True, rms_norm_eps=1e-6),
+    "qwen2.5-1.5b": dict(model_type="qwen2", hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
+                         num_attention_heads=12, num_key_value_heads=2, vocab_size=151936, max_position_embeddings=32768,
+                         rope_theta=1000000.0, tie_word_embeddings=True, rms_norm_eps=1e-6),
+}
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load(args):
+    import torch
+
+    from engine.decision.model import LoadedModel, load_model
+
+    base = load_model(args.model, args.device)
+    if not args.random_init:
+        return base
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    spec = RANDOM_CONFIGS.get(args.random_init)
+    if spec is None:
+        spec = json.loads(Path(args.random_init).read_text())
+    cfg = AutoConfig.for_model(**spec)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16 if base.device.startswith("cuda") else torch.float32)
+    model.to(base.device).eval()
+    # The embedded tokenizer's ids fit in the larger vocabulary; logits keep the real width.
+    return LoadedModel(model, base.tokenizer, f"random:{args.random_init}", base.device, base.dtype)
+
+
+def naive_prompt(tokenizer, text: str, names: list[str], n: int) -> str:
+    user = (f"Assign at most {n} tags to this project, only from this list: {', '.join(names)}.\n\n"
+            f"Project description:\n{text[:4000]}")
+    msgs = [{"role": "user", "content": user}]
+    return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True) if tokenizer.chat_template else user
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "dev.jsonl"))
+    ap.add_argument("--taxonomy", default=str(ROOT.parent / "shared" / "data" / "taxonomy.json"))
+    ap.add_argument("--items", type=int, default=1000, help="records (the data repeated to this many)")
+    ap.add_argument("--naive-items", type=int, default=None, help="items for the naive loop (default: min(items, 32))")
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--random-init", default=None, help="qwen2.5-0.5b, qwen2.5-1.5b or a config.json")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--outlines-batch", type=int, default=128)
+    ap.add_argument("--batch-size", type=int, default=None, help="tagsmith batch size (default: 64 on GPU, 8 on CPU)")
+    ap.add_argument("--mode", default="hybrid", choices=["hybrid", "llm"])
+    ap.add_argument("--max-new-tokens", type=int, default=24)
+    ap.add_argument("--skip", default="", help="comma list of a,b,c,d to skip")
+    args = ap.parse_args()
+
+    import torch
+
+    from engine import Tagger
+    from engine.decision.constraint import build_regex
+    from engine.taxonomy import Taxonomy
+
+    tax = Taxonomy.load(args.taxonomy)
+    base = [json.loads(l) for l in open(args.data) if l.strip()]
+    records = [{"id": f"{i}", "text": base[i % len(base)]["text"]} for i in range(args.items)]
+    lm = load(args)
+    skip = set(args.skip.split(","))
+    cuda = lm.device.startswith("cuda")
+    rows = []
+
+    def measure(label, fn, n):
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        t0 = time.perf_counter()
+        fn()
+        if cuda:
+            torch.cuda.synchronize()
+        secs = time.perf_counter() - t0
+        gpu = torch.cuda.max_memory_allocated() / 2**20 if cuda else 0.0
+        rows.append((label, n, n / secs, peak_rss_mib(), gpu))
+        print(f"{label}: {n / secs:.2f} items/s ({n} items, {secs:.1f} s)", file=sys.stderr, flush=True)
+
+    regex = build_regex(tax.names, 3)
+    if not {"a", "b"} <= skip:
+        import outlines
+
+        om = outlines.from_transformers(lm.model, lm.tokenizer)
+        t0 = time.perf_counter()
+        gen = outlines.Generator(om, outlines.types.Regex(regex))
+        print(f"outlines constraint compile: {time.perf_counter() - t0:.2f} s", file=sys.stderr)
+        prompts = [naive_prompt(lm.tokenizer, r["text"], tax.names, 3) for r in records]
+        lm.tokenizer.padding_side = "left"
+    if "a" not in skip:
+        n_naive = args.naive_items or min(args.items, 32)
+        measure("(a) naive Outlines loop", lambda: [gen(p, max_new_tokens=args.max_new_tokens) for p in prompts[:n_naive]], n_naive)
+    if "b" not in skip:
+        def outlines_batch():
+            for s in range(0, len(prompts), args.outlines_batch):
+                gen.batch(prompts[s:s + args.outlines_batch], max_new_tokens=args.max_new_tokens)
+        measure(f"(b) Outlines Generator.batch@{args.outlines_batch}", outlines_batch, len(prompts))
+    if "c" not in skip:
+        bs = args.batch_size or (64 if cuda else 8)
+        tagger = Tagger(mode=args.mode, lm=lm, batch_size=bs)
+        tagger.compiler.get(tax, 3)  # compile once, outside the timing, as a long job would
+        measure(f"(c) tagsmith {args.mode} batch@{bs}", lambda: tagger.tag_many(records, taxonomy=tax), len(records))
+    if "d" not in skip:
+        rules = Tagger(mode="rules")
+        measure("(d) tagsmith rules-only", lambda: rules.tag_many(records, taxonomy=tax), len(records))
+
+    ref = {r[0][:3]: r[2] for r in rows}
+    print(f"\nmodel={lm.name} device={lm.device} dtype={lm.dtype} torch={torch.__version__}")
+    print(f"{'run':<40} {'items':>6} {'items/s':>9} {'x naive':>8} {'x outl.batch':>12} {'peak RSS MiB':>13} {'peak GPU MiB':>13}")
+    for label, n, ips, rss, gpu in rows:
+        xa = f"{ips / ref['(a)']:.2f}" if "(a)" in ref else "-"
+        xb = f"{ips / ref['(b)']:.2f}" if "(b)" in ref else "-"
+        print(f"{label:<40} {n:>6} {ips:>9.2f} {xa:>8} {xb:>12} {rss:>13.0f} {gpu:>13.0f}")
+
+
+if __name__ == "__main__":
+    main()
