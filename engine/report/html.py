@@ -100,7 +100,7 @@ def _item(it: dict[str, Any]) -> str:
 
 def render_html(report: dict[str, Any]) -> str:
     st = report["settings"]
-    settings = ", ".join(f"{k}: <code>{_e("-" if v is None else v)}</code>" for k, v in st.items()) or "<span class=muted>no explanations found</span>"
+    settings = ", ".join(f"{k}: <code>{_e('-' if v is None else v)}</code>" for k, v in st.items()) or "<span class=muted>no explanations found</span>"
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>tagsmith report</title>",
         f"<style>{_CSS}</style><script>{_JS}</script></head><body>",
