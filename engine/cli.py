@@ -183,6 +183,20 @@ def cmd_rules(args: argparse.Namespace) -> int:
         print(json.dumps(RulePackFile.model_json_schema(), indent=2))
         return EXIT_OK
     pack = load_pack(args.dir)
+    if args.rules_cmd == "analyze":
+        from engine.api import as_taxonomy
+        from engine.lexicon import Lexicon
+        from engine.report.rule_analysis import analyze, format_analysis
+
+        tax = as_taxonomy(args.taxonomy) if args.taxonomy else as_taxonomy([r.tag for r in pack.rules.values()])
+        gold = []
+        for line in Path(args.gold).read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                r = json.loads(line)
+                gold.append((r["text"], [tax.get(t).name if tax.get(t) else t for t in r.get("tags", [])]))
+        tags, terms = analyze(Lexicon(pack, tax), gold)
+        print(format_analysis(tags, terms, min_fires=args.min_fires))
+        return EXIT_OK
     if args.rules_cmd == "check":
         print(f"ok: {len(pack)} tag rules in {pack.root} (digest {pack.digest})")
         return EXIT_OK
@@ -244,6 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
         x = rs.add_parser(name, help=help_)
         x.add_argument("dir", nargs="?", default=None)
     rs.add_parser("schema", help="print the JSON Schema of a rule-pack file")
+    an = rs.add_parser("analyze", help="per-tag and per-term coverage and precision on a gold file")
+    an.add_argument("gold", help="gold JSONL with id, text, tags")
+    an.add_argument("dir", nargs="?", default=None)
+    an.add_argument("--taxonomy", default=None, help="tag list (default: the tags of the pack)")
+    an.add_argument("--min-fires", type=int, default=2)
     return p
 
 

@@ -74,3 +74,26 @@ def test_broken_rule_fails_its_examples(tmp_path):
     d = write(tmp_path, "rules:\n  - tag: cli\n    aliases: [command-line tool]\n    examples:\n      match: ['A terminal program.']\n      no_match: ['A command-line tool.']\n")
     failures, total = run_examples(load_pack(d))
     assert total == 2 and len(failures) == 2 and all("x.yaml:2: cli" in f for f in failures)
+
+
+def test_rules_analyze_numbers(tmp_path):
+    from engine.lexicon import Lexicon
+    from engine.report.rule_analysis import analyze
+    from engine.taxonomy import Taxonomy
+
+    d = write(tmp_path, "rules:\n  - tag: cli\n    aliases: [command-line tool]\n    phrases: [terminal]\n  - tag: lib\n    aliases: [library]\n")
+    lex = Lexicon(load_pack(d), Taxonomy.from_names(["cli", "lib"]))
+    gold = [
+        ("A command-line tool.", ["cli"]),
+        ("A library you call from the terminal.", ["lib"]),
+        ("A library.", ["lib"]),
+        ("A command-line tool and a library.", ["cli"]),
+    ]
+    tags, terms = analyze(lex, gold)
+    assert (tags["cli"].gold, tags["cli"].fires, tags["cli"].hits) == (2, 3, 2)
+    assert (tags["lib"].gold, tags["lib"].fires, tags["lib"].hits) == (2, 3, 2)
+    assert tags["cli"].conflicts["lib"] == 1 and tags["lib"].overlaps["cli"] == 2
+    by_term = {(t.tag, t.term): t for t in terms}
+    assert (by_term[("cli", "phrase:terminal")].fires, by_term[("cli", "phrase:terminal")].precision) == (1, 0.0)
+    assert by_term[("cli", "alias:command-line tool")].precision == 1.0
+    assert terms[0].precision == 0.0  # noisiest first
