@@ -97,3 +97,27 @@ def test_rules_analyze_numbers(tmp_path):
     assert (by_term[("cli", "phrase:terminal")].fires, by_term[("cli", "phrase:terminal")].precision) == (1, 0.0)
     assert by_term[("cli", "alias:command-line tool")].precision == 1.0
     assert terms[0].precision == 0.0  # noisiest first
+
+
+def test_schema_and_loader_agree(tmp_path):
+    import json as _json
+
+    import jsonschema
+    import yaml
+
+    from engine.rules.schema import RulePackFile
+
+    schema = RulePackFile.model_json_schema()
+    shipped = _json.loads((Path(__file__).parents[1] / "grammars" / "rulepack.schema.json").read_text())
+    assert shipped == schema  # the file editors use is the loader's model
+    good = "rules:\n  - tag: cli\n    phrases: [{text: command line, weight: 2}]\n"
+    bad = "rules:\n  - tag: cli\n    phrases: [{text: command line, weight: 'heavy'}]\n    colour: red\n"
+    jsonschema.validate(yaml.safe_load(good), schema)
+    load_pack(write(tmp_path, good))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(yaml.safe_load(bad), schema)
+    with pytest.raises(TagsmithError):
+        load_pack(write(tmp_path, bad))
+    for f in (Path(__file__).parents[1] / "rules" / "default").glob("*.yaml"):
+        assert f.read_text().startswith("# yaml-language-server: $schema=../../grammars/rulepack.schema.json")
+        jsonschema.validate(yaml.safe_load(f.read_text()), schema)

@@ -19,7 +19,17 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Term(_Strict):
+class _StringShorthand(_Strict):
+    """A term may be written as a plain string; the JSON Schema says so too."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        obj = handler(core_schema)
+        obj = handler.resolve_ref_schema(obj)
+        return {"anyOf": [{"type": "string", "minLength": 1}, dict(obj)], "description": obj.get("description", "")}
+
+
+class Term(_StringShorthand):
     """A word or phrase that is evidence for a tag."""
 
     text: str = Field(min_length=1, description="Phrase, matched on lemmas, case-insensitive.")
@@ -32,7 +42,7 @@ class Term(_Strict):
         return {"text": v} if isinstance(v, str) else v
 
 
-class RegexTerm(_Strict):
+class RegexTerm(_StringShorthand):
     """A regular expression (Python syntax, case-insensitive, multiline).
 
     ``{name}`` stands for the project's own name, read from the README title, so a
