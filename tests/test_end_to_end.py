@@ -46,3 +46,13 @@ def test_markdown_explanation(hybrid, shared):
     req = parse_request((shared / "example-request-4436.txt").read_text())
     md = render_markdown(hybrid.tag_request(req).explanation.to_dict())
     assert "## Chosen" in md and "**ai**" in md and "## Why not" in md
+
+
+def test_batch_and_single_answers_are_identical(real_lm, shared, taxonomy):
+    from tests.conftest import read_jsonl
+
+    rows = [{"id": r["id"], "text": r["text"]} for r in read_jsonl(shared / "dev.jsonl")[:6]]
+    batched = Tagger(mode="hybrid", lm=real_lm, batch_size=6).tag_many(rows, taxonomy=taxonomy)
+    single = Tagger(mode="hybrid", lm=real_lm, batch_size=1).tag_many(rows, taxonomy=taxonomy)
+    assert [r.to_json() for r in batched] == [r.to_json() for r in single]
+    assert [r.explanation.decision["raw"] for r in batched] == [r.explanation.decision["raw"] for r in single]
