@@ -159,7 +159,7 @@ class Tagger:
         constraint = self.compiler.get(tax, max_tags)
         decoder = ConstrainedDecoder(self.lm, constraint)
         reqs, plans = [], []
-        for r, doc, cands in chunk:
+        for _, doc, cands in chunk:
             plan = self.policy.plan(cands, tax.names, max_tags)
             plans.append(plan)
             shown = [c.tag for c in cands if c.tag in plan.allowed] if plan.log_prior else tax.names

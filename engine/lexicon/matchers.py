@@ -96,7 +96,7 @@ class CompiledRules:
             label = " ".join(str(list(d.values())[0]) for d in p.pattern)
             self.terms[mid] = TermInfo(tag.name, "pattern", label, p.weight, frozenset(p.where) if p.where else None)
             self.tokens.add(mid, [p.pattern])
-        for i, r in enumerate(rule.regexes):
+        for r in rule.regexes:
             info = TermInfo(tag.name, "regex", r.pattern, r.weight, frozenset(r.where) if r.where else None)
             if "{name}" in r.pattern:
                 self.name_regexes.append((r.pattern, info))

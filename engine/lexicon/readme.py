@@ -68,8 +68,6 @@ class Document:
                 return s
         return Segment(pos, pos + 1, "body")
 
-    def text_of(self, kinds: set[str]) -> str:
-        return "\n".join(self.text[s.start:s.end] for s in self.segments if s.kind in kinds)
 
 
 _URL = re.compile(r"https?://[^\s)\]>\"']+|www\.[^\s)\]>\"']+")

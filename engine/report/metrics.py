@@ -23,7 +23,7 @@ class Metrics:
 def score(gold: list[list[str]], pred: list[list[str]]) -> Metrics:
     tp, fp, fn = Counter(), Counter(), Counter()
     top1 = exact = 0
-    for g, p in zip(gold, pred):
+    for g, p in zip(gold, pred, strict=True):
         gs, ps = set(g), set(p)
         for t in ps & gs:
             tp[t] += 1

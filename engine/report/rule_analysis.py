@@ -7,7 +7,7 @@ ones to edit first.
 """
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 
 from engine.lexicon import Lexicon
