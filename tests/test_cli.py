@@ -11,8 +11,11 @@ from tests.conftest import FIXTURES
 TAX = '[{"id":1,"name":"cli"},{"id":2,"name":"lib"},{"id":3,"name":"game-engine "}]'
 
 
-def run(*args, stdin=None):
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], input=stdin, capture_output=True, cwd=Path(__file__).parents[1])
+def run(*args, stdin=None, env=None):
+    import os
+
+    return subprocess.run([sys.executable, "-m", "engine.cli", *args], input=stdin, capture_output=True,
+                          cwd=Path(__file__).parents[1], env={**os.environ, **(env or {})})
 
 
 def req(text="A command-line tool to rename files.", n="3", tags=TAX):
@@ -52,6 +55,12 @@ def test_bad_input_one_line_exit_2(payload, code):
 def test_unknown_model_exit_2():
     r = run("tag", "-", "--model", "/nonexistent/model.gguf", stdin=req())
     assert r.returncode == 2 and "E400" in r.stderr.decode() and "Traceback" not in r.stderr.decode()
+
+
+def test_uncached_hub_id_offline_exit_2():
+    r = run("tag", "-", "--model", "nobody/no-such-model", stdin=req(), env={"HF_HUB_OFFLINE": "1"})
+    err = r.stderr.decode()
+    assert r.returncode == 2 and "E400" in err and "not in the local Hugging Face cache" in err and "Traceback" not in err
 
 
 def test_batch_bad_records_and_resume(tmp_path):

@@ -100,6 +100,31 @@ def _quiet_transformers() -> None:
     warnings.filterwarnings("ignore", message=r".*past_key_values.*", category=FutureWarning)
 
 
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    import socket
+    from urllib.parse import urlparse
+
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _load_hub(spec: str, dtype: Any) -> tuple[Any, Any]:
+    """A Hub id: the local HF cache first; the network only if the Hub answers at all
+    (offline hosts would otherwise spend a minute in retries before failing)."""
+    try:
+        return _load_dir(spec, dtype, local_files_only=True)
+    except OSError:
+        pass
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or not _hub_reachable():
+        raise TagsmithError(E_MODEL, f"model {spec!r} is not in the local Hugging Face cache and the Hub cannot be reached; "
+                            "pass a local folder or .gguf file with --model")
+    return _load_dir(spec, dtype)
+
+
 def load_model(spec: str | None = None, device: str | None = None) -> LoadedModel:
     """Load ``spec``: None/``smollm2-135m`` (embedded), a ``.gguf`` file, a folder or a Hub id."""
     _quiet_transformers()
@@ -118,7 +143,7 @@ def load_model(spec: str | None = None, device: str | None = None) -> LoadedMode
         elif Path(spec).exists():
             raise TagsmithError(E_MODEL, f"--model {spec!r} is a file but not a .gguf")
         else:
-            tok, model = _load_dir(spec, dtype)
+            tok, model = _load_hub(spec, dtype)
     except TagsmithError:
         raise
     except Exception as exc:  # transformers raises OSError/ValueError/HF errors
