@@ -12,6 +12,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from string import Template
 from typing import Any, Iterable
@@ -52,6 +53,11 @@ class ArrayText:
 
     @classmethod
     def parse(cls, text: str) -> "ArrayText":
+        """Read ``text``; results are shared (treat them as read-only)."""
+        return _parse_cached(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> "ArrayText":
         out = cls()
         i, n = 0, len(text)
         while i < n:
@@ -82,6 +88,13 @@ class ArrayText:
         return len(self.items) + (1 if self.partial is not None or self.pending_comma else 0)
 
 
+@lru_cache(maxsize=1 << 16)
+def _parse_cached(text: str) -> ArrayText:
+    # Every step re-reads the answer so far plus each candidate token; the same
+    # strings recur across steps and rows, so parsing is memoised.
+    return ArrayText._parse(text)
+
+
 class TagConstraint:
     """Valid answers for one taxonomy and N, compiled once with Outlines."""
 
@@ -95,6 +108,9 @@ class TagConstraint:
         self.escaped = {json_escaped(n): n for n in self.names}
         self.token_strings = token_strings
         self.eos_id = eos_id
+        self._consistent: dict[tuple[str, frozenset[str]], list[str]] = {}
+        # Longest answer in tokens, for the decoder's step budget (computed once here).
+        self.longest_name_tokens = max(len(tokenizer(f'"{n}",', add_special_tokens=False)["input_ids"]) for n in self.names)
 
     def new_guide(self) -> Any:
         from outlines_core import Guide
@@ -102,8 +118,15 @@ class TagConstraint:
         return Guide(self.index)
 
     def consistent(self, partial: str, allowed: frozenset[str]) -> list[str]:
-        """Allowed names whose escaped form starts with ``partial``."""
-        return [n for e, n in self.escaped.items() if e.startswith(partial) and n in allowed]
+        """Allowed names whose escaped form starts with ``partial`` (memoised: a hot path)."""
+        key = (partial, allowed)
+        hit = self._consistent.get(key)
+        if hit is None:
+            hit = [n for e, n in self.escaped.items() if e.startswith(partial) and n in allowed]
+            if len(self._consistent) > 1 << 16:
+                self._consistent.clear()
+            self._consistent[key] = hit
+        return hit
 
     def filter_tokens(
         self,

@@ -50,8 +50,7 @@ class ConstrainedDecoder:
     def __init__(self, lm: LoadedModel, constraint: TagConstraint, max_new_tokens: int | None = None) -> None:
         self.lm = lm
         self.c = constraint
-        longest = max(len(lm.tokenizer(f'"{n}",', add_special_tokens=False)["input_ids"]) for n in constraint.names)
-        self.max_new_tokens = max_new_tokens or 2 + constraint.max_tags * (longest + 2)
+        self.max_new_tokens = max_new_tokens or 2 + constraint.max_tags * (constraint.longest_name_tokens + 2)
 
     def decode(self, reqs: list[DecodeRequest]) -> list[DecodeResult]:
         import torch
