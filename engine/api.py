@@ -130,8 +130,7 @@ class Tagger:
             text = r.get("text")
             if not isinstance(text, str) or not text.strip():
                 raise TagsmithError(E_EMPTY_TEXT, f"record {r.get('id')!r}: the description is empty")
-            doc = lex.document(text)
-            out.append((r, doc, lex.propose(text, doc)))
+            out.append((r, *lex.analyze(text)))
         return out
 
     def decide(self, items: list[Proposal], taxonomy: Any, max_tags: int = 3) -> list[TagResult]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import E_ENCODING, E_INPUT, E_OPTION, TagsmithError
+from engine.io.records import load_jsonl
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 
@@ -123,17 +124,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from engine.report.metrics import format_metrics, score
 
     tax = as_taxonomy(args.taxonomy)
-    rows, gold_tags = [], {}
-    for line in Path(args.gold).read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            r = json.loads(line)
-            rows.append({"id": str(r["id"]), "text": r["text"], "repo": r.get("repo", "")})
-            gold_tags[str(r["id"])] = r.get("tags", [])
+    gold_rows = load_jsonl(args.gold)
+    rows = [{"id": str(r["id"]), "text": r["text"], "repo": r.get("repo", "")} for r in gold_rows]
     tagger = _tagger(args)
     t0 = time.perf_counter()
     results = tagger.tag_many(rows, taxonomy=tax, max_tags=args.max_tags or 3)
     secs = (time.perf_counter() - t0) / max(len(rows), 1)
-    gold = [[tax.get(t).name if tax.get(t) else t for t in gold_tags[r["id"]]] for r in rows]
+    gold = [[tax.canonical(t) for t in r.get("tags", [])] for r in gold_rows]
     m = score(gold, [r.tags for r in results])
     print(format_metrics(m, label=f"mode={tagger.mode} ", per_tag=not args.summary))
     print(f"seconds/item={secs:.3f}")
@@ -189,11 +186,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
         from engine.report.rule_analysis import analyze, format_analysis
 
         tax = as_taxonomy(args.taxonomy) if args.taxonomy else as_taxonomy([r.tag for r in pack.rules.values()])
-        gold = []
-        for line in Path(args.gold).read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                r = json.loads(line)
-                gold.append((r["text"], [tax.get(t).name if tax.get(t) else t for t in r.get("tags", [])]))
+        gold = [(r["text"], [tax.canonical(t) for t in r.get("tags", [])]) for r in load_jsonl(args.gold)]
         tags, terms = analyze(Lexicon(pack, tax), gold)
         print(format_analysis(tags, terms, min_fires=args.min_fires))
         return EXIT_OK

@@ -2,10 +2,11 @@
 tiny randomly initialised model with the real tokenizer (real constraint, fast)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+
+from engine.io.records import load_jsonl as read_jsonl  # noqa: F401  (shared by tests)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -55,7 +56,3 @@ def tiny_compiler(tiny_lm):
     from engine.decision.compiler import ConstraintCompiler
 
     return ConstraintCompiler(tiny_lm.model, tiny_lm.tokenizer)
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]

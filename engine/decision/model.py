@@ -74,7 +74,10 @@ def _load_gguf(path: Path, dtype: Any) -> tuple[Any, Any]:
         try:
             model.save_pretrained(tmp)
             tok.save_pretrained(tmp)
-            os.replace(tmp, cached) if not cached.exists() else shutil.rmtree(tmp)
+            if cached.exists():  # another process converted it first
+                shutil.rmtree(tmp)
+            else:
+                os.replace(tmp, cached)
         except OSError:
             shutil.rmtree(tmp, ignore_errors=True)
             return tok, model.to(dtype)

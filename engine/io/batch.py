@@ -55,9 +55,7 @@ def _worker_init(pack_root: str | None, names: list[Any]) -> None:
 
 
 def _worker_propose(rec: dict) -> tuple:
-    lex = _WORKER["lex"]
-    doc = lex.document(rec["text"])
-    return rec, doc, lex.propose(rec["text"], doc)
+    return (rec, *_WORKER["lex"].analyze(rec["text"]))
 
 
 class BatchJob:

@@ -12,7 +12,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from engine.errors import E_INPUT, E_OPTION, TagsmithError
 
@@ -86,6 +86,26 @@ def _folder(root: Path) -> Iterator[Record]:
             yield Record(name, path.name, None, f"not UTF-8 (byte {exc.start})")
             continue
         yield _check(name, path.name, text)
+
+
+def load_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """A whole small JSONL file (gold sets, answers); a bad line is an error naming it.
+
+    Unlike ``read_records`` (a batch input, where bad records are reported and
+    skipped), a gold file or an answer file must be intact.
+    """
+    out = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TagsmithError(E_INPUT, f"cannot read: {exc}", file=str(path)) from None
+    for no, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise TagsmithError(E_INPUT, f"invalid JSON: {exc.msg}", file=str(path), line=no) from None
+    return out
 
 
 def read_records(source: str, fmt: str = "auto", id_col: str = "id", text_col: str = "text") -> Iterator[Record]:

@@ -38,8 +38,10 @@ class Lexicon:
         self.taxonomy = taxonomy
         self.rules = CompiledRules(pack, taxonomy)
 
-    def document(self, text: str) -> Document:
-        return segment_readme(text)
+    def analyze(self, text: str) -> tuple[Document, list[Candidate]]:
+        """Segmented document (the decision stage builds its prompt from it) and candidates."""
+        doc = segment_readme(text)
+        return doc, self.propose(text, doc)
 
     def propose(self, text: str, doc: Document | None = None) -> list[Candidate]:
         """All tags with any evidence, best first (ties broken by taxonomy order)."""

@@ -10,25 +10,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from engine.errors import E_INPUT, TagsmithError
+from engine.io.records import load_jsonl
 from engine.report.metrics import score
 
 LOW_CONFIDENCE = 0.5
-
-
-def _jsonl(path: str | Path) -> list[dict[str, Any]]:
-    out = []
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TagsmithError(E_INPUT, f"cannot read: {exc}", file=str(path)) from None
-    for no, line in enumerate(lines, 1):
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise TagsmithError(E_INPUT, f"invalid JSON: {exc.msg}", file=str(path), line=no) from None
-    return out
 
 
 def _safe(rid: str) -> str:
@@ -36,12 +21,12 @@ def _safe(rid: str) -> str:
 
 
 def build_report(answers_path: str, explain_dir: str, gold_path: str | None = None, input_path: str | None = None) -> dict[str, Any]:
-    answers = _jsonl(answers_path)
+    answers = load_jsonl(answers_path)
     texts: dict[str, str] = {}
     gold: dict[str, list[str]] = {}
     for path, is_gold in ((input_path, False), (gold_path, True)):
         if path:
-            for r in _jsonl(path):
+            for r in load_jsonl(path):
                 rid = str(r.get("id"))
                 if isinstance(r.get("text"), str):
                     texts.setdefault(rid, r["text"])

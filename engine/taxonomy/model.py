@@ -106,6 +106,11 @@ class Taxonomy:
         """Find a tag by loose name (``Game Engine`` finds ``"game-engine "``)."""
         return self._by_key.get(tag_key(name))
 
+    def canonical(self, name: str) -> str:
+        """The exact listed name for a loosely written one; unknown names pass through."""
+        tag = self.get(name)
+        return tag.name if tag is not None else name
+
     def __len__(self) -> int:
         return len(self.tags)
 
