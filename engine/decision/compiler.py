@@ -16,22 +16,22 @@ class ConstraintCompiler:
         import outlines
         from outlines.backends.outlines_core import OutlinesCoreBackend
 
-        backend = OutlinesCoreBackend(outlines.from_transformers(model, tokenizer))
+        outlines_model = outlines.from_transformers(model, tokenizer)
+        backend = OutlinesCoreBackend(outlines_model)
         self.vocabulary = backend.vocabulary
         self.eos_id = backend.eos_token_id
-        adapter = outlines.from_transformers(model, tokenizer).tokenizer
+        adapter = outlines_model.tokenizer
         size = max(len(tokenizer), max(tokenizer.get_vocab().values()) + 1)
         strings = [""] * size
         for token, tid in tokenizer.get_vocab().items():
             strings[tid] = adapter.convert_token_to_string(token)
         self.token_strings = strings
-        self.tokenizer = tokenizer
         self._cache: dict[tuple[str, int], TagConstraint] = {}
 
     def get(self, taxonomy: Taxonomy, max_tags: int) -> TagConstraint:
         key = (taxonomy.fingerprint(), max_tags)
         c = self._cache.get(key)
         if c is None:
-            c = TagConstraint(taxonomy, max_tags, self.tokenizer, self.vocabulary, self.token_strings, self.eos_id)
+            c = TagConstraint(taxonomy, max_tags, self.vocabulary, self.token_strings, self.eos_id)
             self._cache[key] = c
         return c

@@ -98,7 +98,7 @@ def _parse_cached(text: str) -> ArrayText:
 class TagConstraint:
     """Valid answers for one taxonomy and N, compiled once with Outlines."""
 
-    def __init__(self, taxonomy: Taxonomy, max_tags: int, tokenizer: Any, vocabulary: Any, token_strings: list[str], eos_id: int) -> None:
+    def __init__(self, taxonomy: Taxonomy, max_tags: int, vocabulary: Any, token_strings: list[str], eos_id: int) -> None:
         from outlines_core import Index
 
         self.names = taxonomy.names
@@ -109,8 +109,10 @@ class TagConstraint:
         self.token_strings = token_strings
         self.eos_id = eos_id
         self._consistent: dict[tuple[str, frozenset[str]], list[str]] = {}
-        # Longest answer in tokens, for the decoder's step budget (computed once here).
-        self.longest_name_tokens = max(len(tokenizer(f'"{n}",', add_special_tokens=False)["input_ids"]) for n in self.names)
+        # Every token adds at least one character, so the longest valid answer in
+        # characters bounds the number of decoding steps whatever tokens the model
+        # picks (a model may spell a name in many small tokens).
+        self.max_answer_chars = 2 + max_tags * (max(len(e) for e in self.escaped) + 3)
 
     def new_guide(self) -> Any:
         from outlines_core import Guide

@@ -50,7 +50,7 @@ class ConstrainedDecoder:
     def __init__(self, lm: LoadedModel, constraint: TagConstraint, max_new_tokens: int | None = None) -> None:
         self.lm = lm
         self.c = constraint
-        self.max_new_tokens = max_new_tokens or 2 + constraint.max_tags * (constraint.longest_name_tokens + 2)
+        self.max_new_tokens = max_new_tokens or constraint.max_answer_chars
 
     def decode(self, reqs: list[DecodeRequest]) -> list[DecodeResult]:
         import torch
