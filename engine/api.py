@@ -143,7 +143,7 @@ class Tagger:
         if self.mode == "rules":
             return [self._finish(r, tax, max_tags, c, self.policy.rules_pick(c, max_tags), None, {}) for r, _, c in items]
         # Similar lengths share a batch (less padding); answers go back in input order.
-        order = sorted(range(len(items)), key=lambda i: len(items[i][0].get("text", "")))
+        order = sorted(range(len(items)), key=lambda i: len(items[i][1].text))
         results: dict[int, TagResult] = {}
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]

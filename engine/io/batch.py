@@ -46,16 +46,26 @@ def answered_ids(path: str) -> set[str]:
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_init(pack_root: str | None, names: list[Any]) -> None:
-    from engine.lexicon import Lexicon
-    from engine.rules import load_pack
+def _worker_init(pack_root: str | None, names: list[Any], policy: Any, max_tags: int) -> None:
+    from engine.api import Tagger
     from engine.taxonomy import Taxonomy
 
-    _WORKER["lex"] = Lexicon(load_pack(pack_root), Taxonomy.from_names(names))
+    _worker_adopt(Tagger(pack_root, mode="rules", policy=policy), Taxonomy.from_names(names), max_tags)
+
+
+def _worker_adopt(tagger: Any, taxonomy: Any, max_tags: int) -> None:
+    _WORKER.update(tagger=tagger, tax=taxonomy, max_tags=max_tags)
 
 
 def _worker_propose(rec: dict) -> tuple:
-    return (rec, *_WORKER["lex"].analyze(rec["text"]))
+    """Lexicon stage in a worker; the text travels back once, inside the document."""
+    (_, doc, cands), = _WORKER["tagger"].propose([rec], _WORKER["tax"])
+    return ({k: v for k, v in rec.items() if k != "text"}, doc, cands)
+
+
+def _worker_tag(rec: dict) -> Any:
+    """Rules mode needs no model: the worker answers outright and only the answer travels."""
+    return _WORKER["tagger"].tag_many([rec], _WORKER["tax"], _WORKER["max_tags"])[0]
 
 
 class BatchJob:
@@ -106,19 +116,22 @@ class BatchJob:
         pool = None
         try:
             records = self._valid(read_records(source, fmt, id_col, text_col), done, stats, errors)
+            rules_only = self.tagger.mode == "rules"
             if self.workers > 1:
                 import multiprocessing as mp
 
-                pool = mp.get_context("spawn").Pool(self.workers, _worker_init, (self.tagger.pack.root, [{"id": t.id, "name": t.name} for t in self.taxonomy]))
-                proposals = pool.imap(_worker_propose, records, chunksize=4)
+                pool = self._pool(mp, rules_only)
+                items = pool.imap(_worker_tag if rules_only else _worker_propose, records, chunksize=8)
+            elif rules_only:
+                items = (res for r in records for res in self.tagger.tag_many([r], self.taxonomy, self.max_tags))
             else:
-                proposals = (p for r in records for p in self.tagger.propose([r], self.taxonomy))
+                items = (p for r in records for p in self.tagger.propose([r], self.taxonomy))
             chunk: list = []
-            for prop in proposals:
-                chunk.append(prop)
+            for item in items:
+                chunk.append(item)
                 if len(chunk) >= self.tagger.batch_size:
-                    self._emit(chunk, out, stats, bar)
-            self._emit(chunk, out, stats, bar)
+                    self._emit(chunk, out, stats, bar, decided=rules_only)
+            self._emit(chunk, out, stats, bar, decided=rules_only)
         finally:
             if pool is not None:
                 pool.terminate()
@@ -130,10 +143,25 @@ class BatchJob:
                 errors.close()
         return stats
 
-    def _emit(self, chunk: list, out: IO[str], stats: BatchStats, bar: Any) -> None:
+    def _pool(self, mp: Any, rules_only: bool) -> Any:
+        """Worker processes for the lexicon stage.
+
+        Rules mode forks: workers inherit the compiled lexicon and start at once
+        (a spawned worker pays ~4 s to import spaCy and compile the pack). With a
+        model in play, workers are spawned: forking a process that may hold CUDA or
+        thread pools is unsafe.
+        """
+        if rules_only and "fork" in mp.get_all_start_methods():
+            self.tagger.lexicon(self.taxonomy)  # compile before forking, once for all workers
+            return mp.get_context("fork").Pool(self.workers, _worker_adopt, (self.tagger, self.taxonomy, self.max_tags))
+        init = (self.tagger.pack.root, [{"id": t.id, "name": t.name} for t in self.taxonomy], self.tagger.policy, self.max_tags)
+        return mp.get_context("spawn").Pool(self.workers, _worker_init, init)
+
+    def _emit(self, chunk: list, out: IO[str], stats: BatchStats, bar: Any, decided: bool) -> None:
+        """Write a chunk of answers (``decided``) or of proposals still to decide."""
         if not chunk:
             return
-        results = self.tagger.decide(chunk, self.taxonomy, self.max_tags)
+        results = list(chunk) if decided else self.tagger.decide(chunk, self.taxonomy, self.max_tags)
         lines = "".join(json.dumps({"id": r.id, "tags": r.tags}, ensure_ascii=False, separators=(",", ":")) + "\n" for r in results)
         out.write(lines)
         out.flush()

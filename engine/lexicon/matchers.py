@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc
 
-from engine.lexicon.nlp import get_nlp, lower_same_length
+from engine.lexicon.nlp import get_nlp, lower_same_length, span_offsets
 from engine.rules import RulePack, TagRule
 from engine.rules.schema import Term
 from engine.taxonomy import Tag, Taxonomy
@@ -101,32 +102,93 @@ class CompiledRules:
             if "{name}" in r.pattern:
                 self.name_regexes.append((r.pattern, info))
             else:
-                self.regexes.append((re.compile(r.pattern, re.IGNORECASE | re.MULTILINE), info))
+                self.regexes.append((re.compile(lowered_pattern(r.pattern), re.MULTILINE), info))
         for i, neg in enumerate(rule.negatives):
             self.negatives.add(self._id(tag, "neg", i), [self.nlp(lower_same_length(neg))])
             self.terms[self._id(tag, "neg", i)] = TermInfo(tag.name, "negative", neg, 0.0, None)
 
-    def run(self, doc: Doc, text: str, project_names: list[str] | None = None) -> tuple[list[Hit], list[Hit]]:
-        """All positive hits and all negative (veto) hits in ``doc`` (built from ``text``)."""
+    def run(self, doc: Doc, text: str, project_names: list[str] | None = None,
+            sections: list[tuple[int, int, str]] | None = None) -> tuple[list[Hit], list[Hit]]:
+        """All positive hits and all negative (veto) hits in ``doc`` (built from ``text``,
+        the lower-cased README: see ``lower_same_length``).
+
+        ``sections`` (start, end, kind) lets a regex limited to some kinds scan only
+        those stretches of the text instead of all of it.
+        """
         strings = self.nlp.vocab.strings
         hits: list[Hit] = []
-        for mid, s, e in [*self.phrases(doc), *self.surface(doc)]:
-            hits.append(Hit(self.terms[strings[mid]], doc[s].idx, doc[e - 1].idx + len(doc[e - 1])))
-        for mid, s, e in (self.tokens(doc) if len(self.tokens) else ()):
-            hits.append(Hit(self.terms[strings[mid]], doc[s].idx, doc[e - 1].idx + len(doc[e - 1])))
+        # Lemma and surface matchers mostly find the same spans: each counts once here.
+        matches = dict.fromkeys([*self.phrases(doc), *self.surface(doc), *(self.tokens(doc) if len(self.tokens) else ())])
+        for mid, s, e in matches:
+            hits.append(Hit(self.terms[strings[mid]], *span_offsets(doc, s, e)))
         regexes = list(self.regexes)
         if project_names and self.name_regexes:
-            alt = "(?:" + "|".join(re.escape(n) for n in project_names) + ")"
-            regexes += [(re.compile(t.replace("{name}", alt), re.IGNORECASE | re.MULTILINE), i) for t, i in self.name_regexes]
+            regexes += _name_regexes(tuple(self.name_regexes), tuple(project_names))
+        runs: dict[frozenset[str], list[tuple[int, int]]] = {}
         for rx, info in regexes:
-            for m in rx.finditer(text):
-                if m.end() > m.start():
-                    hits.append(Hit(info, m.start(), m.end()))
-        negs = [
-            Hit(self.terms[strings[mid]], doc[s].idx, doc[e - 1].idx + len(doc[e - 1]))
-            for mid, s, e in self.negatives(doc)
-        ]
+            if info.where is None or sections is None:
+                stretches = [(0, len(text))]
+            elif info.where not in runs:
+                stretches = runs[info.where] = _runs(sections, info.where)
+            else:
+                stretches = runs[info.where]
+            for a, b in stretches:
+                for m in rx.finditer(text, a, b):
+                    if m.end() > m.start():
+                        hits.append(Hit(info, m.start(), m.end()))
+        negs = [Hit(self.terms[strings[mid]], *span_offsets(doc, s, e)) for mid, s, e in self.negatives(doc)]
         return hits, negs
+
+
+@lru_cache(maxsize=4096)
+def _name_regexes(templates: tuple[tuple[str, TermInfo], ...], names: tuple[str, ...]) -> list[tuple[re.Pattern[str], TermInfo]]:
+    """``{name}`` templates compiled for one project's names (compiled once per name set)."""
+    alt = "(?:" + "|".join(re.escape(n.lower()) for n in names) + ")"
+    return [(re.compile(lowered_pattern(t).replace("{name}", alt), re.MULTILINE), i) for t, i in templates]
+
+
+def lowered_pattern(pattern: str) -> str:
+    """The pattern for lower-cased text: literals lowered, escapes and group names kept.
+
+    Rule regexes are case-insensitive. Running ``lowered_pattern(p)`` on lower-cased
+    text (same offsets, see ``lower_same_length``) finds the same matches as
+    ``re.IGNORECASE`` on the original, and is up to 10x faster: with IGNORECASE,
+    Python's ``re`` cannot skip ahead on a leading alternation of literals.
+    """
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            j = i + 2
+            if pattern.startswith("N{", i + 1):
+                j = pattern.index("}", i) + 1
+            out.append(pattern[i:j])
+            i = j
+        elif pattern.startswith(("(?P<", "(?P="), i):
+            j = pattern.index(">" if pattern[i + 3] == "<" else ")", i) + 1
+            out.append(pattern[i:j])
+            i = j
+        elif pattern.startswith("{name}", i):
+            out.append("{name}")
+            i += 6
+        else:
+            out.append(c.lower() if len(c.lower()) == 1 else c)
+            i += 1
+    return "".join(out)
+
+
+def _runs(sections: list[tuple[int, int, str]], kinds: frozenset[str]) -> list[tuple[int, int]]:
+    """Maximal stretches of consecutive sections whose kind is in ``kinds``."""
+    out: list[tuple[int, int]] = []
+    for s, e, k in sections:
+        if k not in kinds:
+            continue
+        if out and out[-1][1] == s:
+            out[-1] = (out[-1][0], e)
+        else:
+            out.append((s, e))
+    return out
 
 
 _NAME = re.compile(r"[A-Za-z][\w.+\-]*[A-Za-z0-9+]|[A-Za-z]")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from engine.lexicon.fuzzy import fuzzy_hits
+from engine.lexicon.fuzzy import FuzzyNames
 from engine.lexicon.matchers import CompiledRules, Hit, project_names
 from engine.lexicon.nlp import get_nlp, lower_same_length
 from engine.lexicon.readme import URL_SPANS, WEIGHTS, Document, segment_readme
@@ -37,6 +37,7 @@ class Lexicon:
         self.pack = pack
         self.taxonomy = taxonomy
         self.rules = CompiledRules(pack, taxonomy)
+        self.fuzzy = FuzzyNames(self.rules.fuzzy_vocab)
 
     def analyze(self, text: str) -> tuple[Document, list[Candidate]]:
         """Segmented document (the decision stage builds its prompt from it) and candidates."""
@@ -46,11 +47,12 @@ class Lexicon:
     def propose(self, text: str, doc: Document | None = None) -> list[Candidate]:
         """All tags with any evidence, best first (ties broken by taxonomy order)."""
         doc = doc or segment_readme(text)
-        sdoc = get_nlp()(lower_same_length(text))
-        hits, negs = self.rules.run(sdoc, text, project_names(doc.title))
+        low = lower_same_length(text)
+        sdoc = get_nlp()(low)
+        hits, negs = self.rules.run(sdoc, low, project_names(doc.title), [(s.start, s.end, s.kind) for s in doc.segments])
         hits = _outside(hits, [(m.start(), m.end()) for m in URL_SPANS.finditer(text)])
         prose = [(s.start, s.end) for s in doc.segments if s.kind in PROSE]
-        hits += fuzzy_hits(text, _merge(prose), self.rules.fuzzy_vocab)
+        hits += self.fuzzy.hits(text, _merge(prose))
         return self._score(doc, hits, negs)
 
     def _score(self, doc: Document, hits: list[Hit], negs: list[Hit]) -> list[Candidate]:

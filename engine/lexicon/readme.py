@@ -85,11 +85,11 @@ def _plain(line: str) -> str:
 def _is_prose(line: str) -> bool:
     """A line of sentences rather than badges, images or link lists."""
     p = _plain(line)
-    letters = sum(c.isalpha() for c in p)
+    letters = sum(map(str.isalpha, p))
     if letters < 12:
         return False
     # Mostly markup (badges, images): not prose even if the alt texts add up.
-    return letters >= 0.35 * sum(c.isalpha() for c in line) or letters >= 60
+    return letters >= 60 or letters >= 0.35 * sum(map(str.isalpha, line))
 
 
 _TAGLINE = re.compile(r"\b(?:is|are)\s+(?:an?|the|your)\b|\b(?:a|an)\s+\w+(?:[- ]\w+)?\s+(?:for|to|that|which|written|built|library|tool|framework)\b", re.IGNORECASE)

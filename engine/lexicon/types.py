@@ -1,7 +1,7 @@
 """Results of the lexicon stage: candidates that carry their evidence."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -18,9 +18,10 @@ class Evidence:
     vetoed_by: str | None = None
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        if d["vetoed_by"] is None:
-            del d["vetoed_by"]
+        d = {"tag": self.tag, "rule": self.rule, "text": self.text, "start": self.start, "end": self.end,
+             "section": self.section, "weight": self.weight}
+        if self.vetoed_by is not None:
+            d["vetoed_by"] = self.vetoed_by
         return d
 
 
