@@ -78,6 +78,7 @@ class Tagger:
         self.batch_size = batch_size
         self._lm = lm
         self._compiler = None
+        self._prefixes: Any = None  # KV caches of shared prompt prefixes, made on first use
         self._lexicons: dict[str, Lexicon] = {}
 
     @classmethod
@@ -152,11 +153,13 @@ class Tagger:
         return [results[i] for i in range(len(items))]
 
     def _decide(self, chunk: list[tuple[dict, Any, list[Candidate]]], tax: Taxonomy, max_tags: int) -> list[TagResult]:
-        from engine.decision.decoder import ConstrainedDecoder, DecodeRequest
+        from engine.decision.decoder import ConstrainedDecoder, DecodeRequest, PrefixCache
         from engine.decision.prompt import build_prompt
 
         constraint = self.compiler.get(tax, max_tags)
-        decoder = ConstrainedDecoder(self.lm, constraint)
+        if self._prefixes is None:
+            self._prefixes = PrefixCache()
+        decoder = ConstrainedDecoder(self.lm, constraint, prefixes=self._prefixes)
         reqs, plans = [], []
         for _, doc, cands in chunk:
             plan = self.policy.plan(cands, tax.names, max_tags)

@@ -94,6 +94,35 @@ def test_batch_equals_single(tiny_lm, tiny_compiler, taxonomy):
     assert batch == single
 
 
+def test_shared_prefix_cache_answers_like_the_full_prompt(tiny_lm, tiny_compiler, taxonomy):
+    """The prefix's KV cache, copied to rows of different lengths (padding between prefix
+    and item), must give the model the same view as the whole prompt: same answers,
+    same probabilities. Wrong positions or masks would show here."""
+    from engine.decision.prompt import Prompt
+
+    tok = tiny_lm.tokenizer
+    prefixes = ["<|im_start|>system\nYou label projects.<|im_end|>\n<|im_start|>user\n",
+                "<|im_start|>system\nTag it.<|im_end|>\n<|im_start|>user\n"]
+    suffixes = ["A tiny library.<|im_end|>\n", "A much longer description of a command line tool for files and folders.<|im_end|>\n",
+                "Game.<|im_end|>\n"]
+
+    def ids(s):
+        return tok(s, add_special_tokens=False)["input_ids"]
+
+    pairs = [(prefixes[i % 2], s) for i, s in enumerate(suffixes + suffixes[::-1])]
+    for p, s in pairs:
+        assert ids(p + s) == ids(p) + ids(s)  # the same tokens either way
+    dec = ConstrainedDecoder(tiny_lm, tiny_compiler.get(taxonomy, 3))
+    allowed = frozenset(taxonomy.names)
+    cached = dec.decode([DecodeRequest(Prompt(p, s), allowed, min_tags=1) for p, s in pairs])
+    full = [dec.decode([DecodeRequest(p + s, allowed, min_tags=1)])[0] for p, s in pairs]
+    for a, b in zip(cached, full):
+        assert a.text == b.text
+        assert [st.tag_mass.keys() for st in a.steps] == [st.tag_mass.keys() for st in b.steps]
+        for sa, sb in zip(a.steps, b.steps):
+            assert all(abs(sa.tag_mass[k] - sb.tag_mass[k]) < 1e-3 for k in sa.tag_mass)
+
+
 def test_rules_mode_is_valid_too():
     from engine.api import Tagger
 

@@ -9,17 +9,21 @@ input bytes and the model: the same input gives the same bytes.
 """
 from __future__ import annotations
 
+import copy
+import inspect
 import math
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.decision.constraint import ArrayText, TagConstraint
 from engine.decision.model import LoadedModel
+from engine.decision.prompt import Prompt
 
 
 @dataclass
 class DecodeRequest:
-    prompt: str
+    prompt: Prompt | str  # a plain string is a prompt with no shared prefix
     allowed: frozenset[str]
     target: int | None = None  # exact number of tags, or None to let the model stop
     log_prior: dict[str, float] | None = None
@@ -44,38 +48,104 @@ class DecodeResult:
     steps: list[StepRecord] = field(default_factory=list)
 
 
+def forward(model: Any, ids: Any, mask: Any = None, positions: Any = None, cache: Any = None) -> tuple[Any, Any]:
+    """One cached forward pass, last position's logits only: (logits, cache).
+
+    transformers renamed ``past_key_values`` to ``cache`` (5.2x; the old name goes
+    in 5.40); the name the model's ``forward`` takes is used, so both lines work.
+    """
+    name = _cache_arg(type(model))
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1, **{name: cache})
+    new = getattr(out, "cache", None)
+    return out.logits, new if new is not None else out.past_key_values
+
+
+@lru_cache(maxsize=None)
+def _cache_arg(cls: type) -> str:
+    return "cache" if "cache" in inspect.signature(cls.forward).parameters else "past_key_values"
+
+
+class PrefixCache:
+    """Token ids and KV cache of shared prompt prefixes, computed once per prefix.
+
+    Every item of a taxonomy shares the system message, instructions and (without a
+    shortlist) the whole tag list; prefilling that once instead of per item saves
+    its share of the prompt's compute. Entries are few (one per taxonomy x mode x
+    N), so the cache keeps the most recent ``size``.
+    """
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._entries: dict[tuple[int, str], tuple[list[int], Any]] = {}
+
+    def get(self, lm: LoadedModel, prefix: str) -> tuple[list[int], Any]:
+        import torch
+
+        key = (id(lm.model), prefix)
+        hit = self._entries.pop(key, None)
+        if hit is None:
+            ids = lm.tokenizer(prefix, add_special_tokens=False)["input_ids"]
+            kv = None
+            if ids:
+                with torch.inference_mode():
+                    _, kv = forward(lm.model, torch.tensor([ids], device=lm.device))
+            hit = (ids, kv)
+        self._entries[key] = hit  # most recent last
+        while len(self._entries) > self.size:
+            self._entries.pop(next(iter(self._entries)))
+        return hit
+
+
 class ConstrainedDecoder:
     """Runs ``DecodeRequest`` batches through a model under one ``TagConstraint``."""
 
-    def __init__(self, lm: LoadedModel, constraint: TagConstraint, max_new_tokens: int | None = None) -> None:
+    def __init__(self, lm: LoadedModel, constraint: TagConstraint, max_new_tokens: int | None = None,
+                 prefixes: PrefixCache | None = None) -> None:
         self.lm = lm
         self.c = constraint
         self.max_new_tokens = max_new_tokens or constraint.max_answer_chars
+        self.prefixes = prefixes or PrefixCache()
 
     def decode(self, reqs: list[DecodeRequest]) -> list[DecodeResult]:
+        """Answers in request order; requests that share a prompt prefix run together."""
+        prompts = [r.prompt if isinstance(r.prompt, Prompt) else Prompt("", r.prompt) for r in reqs]
+        groups: dict[str, list[int]] = {}
+        for i, p in enumerate(prompts):
+            groups.setdefault(p.prefix, []).append(i)
+        results: dict[int, DecodeResult] = {}
+        for prefix, idx in groups.items():
+            outs = self._decode_group(prefix, [prompts[i].suffix for i in idx], [reqs[i] for i in idx])
+            results.update(zip(idx, outs))
+        return [results[i] for i in range(len(reqs))]
+
+    def _decode_group(self, prefix: str, suffixes: list[str], reqs: list[DecodeRequest]) -> list[DecodeResult]:
         import torch
 
         tok, model = self.lm.tokenizer, self.lm.model
         device = self.lm.device
-        enc = [tok(r.prompt, add_special_tokens=False)["input_ids"] for r in reqs]
-        width = max(len(e) for e in enc)
+        enc = [tok(s, add_special_tokens=False)["input_ids"] for s in suffixes]
         pad = tok.pad_token_id
+        width = max(len(e) for e in enc)
         ids = torch.tensor([[pad] * (width - len(e)) + e for e in enc], device=device)
-        mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in enc], device=device)
+        prefix_ids, past = self.prefixes.get(self.lm, prefix) if prefix else ([], None)
+        if past is not None:
+            # The prefix's KV cache (computed once, batch 1) is copied to every row;
+            # rows are [prefix][padding][own tokens] and positions skip the padding.
+            past = copy.deepcopy(past)
+            past.batch_repeat_interleave(len(reqs))
+        mask = torch.tensor([[1] * len(prefix_ids) + [0] * (width - len(e)) + [1] * len(e) for e in enc], device=device)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, len(prefix_ids):]
         guides = [self.c.new_guide() for _ in reqs]
         texts = [""] * len(reqs)
         done = [False] * len(reqs)
         token_logp: list[list[float]] = [[] for _ in reqs]
         token_text: list[list[str]] = [[] for _ in reqs]
         steps: list[list[StepRecord]] = [[] for _ in reqs]
-        past = None
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
         step_input, step_pos = ids, pos
         with torch.inference_mode():
             for _ in range(self.max_new_tokens):
-                out = model(input_ids=step_input, attention_mask=mask, position_ids=step_pos, past_key_values=past, use_cache=True, logits_to_keep=1)
-                past = out.past_key_values
-                logits = out.logits[:, -1, :].float().cpu()
+                logits, past = forward(model, step_input, mask, step_pos, past)
+                logits = logits[:, -1, :].float().cpu()
                 next_ids = []
                 for i, r in enumerate(reqs):
                     if done[i]:

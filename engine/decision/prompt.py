@@ -6,6 +6,7 @@ tokens far better than a README's install and licence sections.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from engine.lexicon.readme import Document
@@ -31,6 +32,27 @@ def excerpt(doc: Document, tokenizer: Any, budget: int) -> str:
     return tokenizer.decode(ids)
 
 
+@dataclass(frozen=True)
+class Prompt:
+    """A prompt in two parts: ``prefix`` is the same for every item of a taxonomy and
+    mode (system message, allowed tags, instructions), ``suffix`` is the item's own.
+
+    The decoder tokenises the parts separately and computes the prefix's KV cache
+    once for all items; the token ids are ``ids(prefix) + ids(suffix)`` on every path,
+    so batch and one-at-a-time answers stay identical.
+    """
+
+    prefix: str
+    suffix: str
+
+    @property
+    def text(self) -> str:
+        return self.prefix + self.suffix
+
+
+_SPLIT = "\x00tagsmith-item\x00"
+
+
 def build_prompt(
     tokenizer: Any,
     doc: Document,
@@ -38,25 +60,33 @@ def build_prompt(
     max_tags: int,
     budget: int,
     candidates: list[Candidate] | None = None,
-) -> str:
-    """A chat-formatted prompt that ends where the JSON list must begin."""
-    lines = [f"Project description:\n{excerpt(doc, tokenizer, budget)}", ""]
+) -> Prompt:
+    """A chat-formatted prompt that ends where the JSON list must begin.
+
+    Without ``candidates`` the model may pick any of ``allowed`` (the taxonomy): that
+    list is part of the shared prefix. With candidates, the shortlist and its
+    evidence are the item's own and follow the description.
+    """
     if candidates:
-        lines.append("Candidate tags with the words that suggest them:")
+        shared = (f"Choose the tags that describe what the project below is: at most {max_tags}, most important first, "
+                  "only from the candidate tags listed after its description.")
+    else:
+        shared = ("Allowed tags: " + ", ".join(n.strip() for n in allowed) + "\n\n"
+                  f"Choose the tags that describe what the project below is: at most {max_tags}, most important first, "
+                  "only from the allowed tags.")
+    lines = ["", "", f"Project description:\n{excerpt(doc, tokenizer, budget)}"]
+    if candidates:
+        lines += ["", "Candidate tags with the words that suggest them:"]
         by_tag = {c.tag: c for c in candidates}
         for name in allowed:
             c = by_tag.get(name)
             words = sorted({e.text.lower() for e in (c.evidence if c else [])}, key=len)[:4]
             lines.append(f"- {name.strip()}: {', '.join(words) if words else 'no direct evidence'}")
-    else:
-        lines.append("Allowed tags: " + ", ".join(n.strip() for n in allowed))
-    lines.append("")
-    lines.append(
-        f"Which tags describe what this project is? Choose at most {max_tags}, most important first, "
-        "only from the allowed tags."
-    )
-    user = "\n".join(lines)
+    user = shared + _SPLIT + "\n".join(lines)
     if getattr(tokenizer, "chat_template", None):
         msgs = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
-        return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True) + "Tags: "
-    return f"{SYSTEM}\n\n{user}\n\nTags: "
+        full = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True) + "Tags: "
+    else:
+        full = f"{SYSTEM}\n\n{user}\n\nTags: "
+    prefix, suffix = full.split(_SPLIT)
+    return Prompt(prefix, suffix)
