@@ -4,7 +4,7 @@ In one process and on the same records it measures
   (a) a naive loop: one prompt at a time through Outlines + transformers, README head
       and the full tag list in the prompt, the 90-tag constraint as a JSON schema;
   (b) Outlines' own ``Generator.batch`` on the same prompts;
-  (c) tagsmith (lexicon + constrained batched decoder, the chosen ``--mode``);
+  (c) ``tagsmith batch`` (lexicon workers + constrained batched decoder, ``--mode``);
   (d) tagsmith rules-only, in one process and as ``tagsmith batch`` with a worker per core;
 and prints items/s, the ratio to (a) and (b), peak RSS and peak GPU memory.
 
@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -77,17 +79,19 @@ def main() -> None:
     ap.add_argument("--random-init", default=None, help="qwen2.5-0.5b, qwen2.5-1.5b or a config.json")
     ap.add_argument("--device", default=None)
     ap.add_argument("--outlines-batch", type=int, default=128)
-    ap.add_argument("--batch-size", type=int, default=None, help="tagsmith batch size (default: 64 on GPU, 8 on CPU)")
+    ap.add_argument("--batch-size", type=int, default=None, help="tagsmith batch size (default: chosen for the device)")
     ap.add_argument("--mode", default="hybrid", choices=["hybrid", "llm"])
     ap.add_argument("--max-new-tokens", type=int, default=24)
     ap.add_argument("--skip", default="", help="comma list of a,b,c,d to skip")
-    ap.add_argument("--workers", type=int, default=None, help="rules-only batch workers (default: all cores)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="lexicon workers (default: rules-only all cores; with a model, cores-1 up to 8 on GPU, none on CPU)")
     args = ap.parse_args()
 
     import torch
 
     from engine import Tagger
     from engine.decision.constraint import build_regex
+    from engine.io.batch import BatchJob
     from engine.taxonomy import Taxonomy
 
     tax = Taxonomy.load(args.taxonomy)
@@ -129,26 +133,24 @@ def main() -> None:
             for s in range(0, len(prompts), args.outlines_batch):
                 gen.batch(prompts[s:s + args.outlines_batch], max_new_tokens=args.max_new_tokens)
         measure(f"(b) Outlines Generator.batch@{args.outlines_batch}", outlines_batch, len(prompts))
+    tmp = tempfile.TemporaryDirectory()
+    src, dst = Path(tmp.name, "in.jsonl"), Path(tmp.name, "out.jsonl")
+    src.write_text("".join(json.dumps(r) + "\n" for r in records))
+    cores = os.cpu_count() or 1
     if "c" not in skip:
-        bs = args.batch_size or (64 if cuda else 8)
-        tagger = Tagger(mode=args.mode, lm=lm, batch_size=bs)
+        tagger = Tagger(mode=args.mode, lm=lm, batch_size=args.batch_size)
         tagger.compiler.get(tax, 3)  # compile once, outside the timing, as a long job would
-        measure(f"(c) tagsmith {args.mode} batch@{bs}", lambda: tagger.tag_many(records, taxonomy=tax), len(records))
+        # On a GPU, lexicon workers feed the model; on CPU the model needs the cores.
+        workers = args.workers or (max(1, min(cores - 1, 8)) if cuda else 1)
+        job = BatchJob(tagger, tax, workers=workers)
+        measure(f"(c) tagsmith batch {args.mode}@{tagger.batch_size}, {workers} worker{'s' if workers > 1 else ''}", lambda: job.run(str(src), str(dst)), len(records))
     if "d" not in skip:
-        import os
-        import tempfile
-
-        from engine.io.batch import BatchJob
-
         rules = Tagger(mode="rules")
         rules.tag_many(records[:len(base)], taxonomy=tax)  # compile and warm once, as a long job would
         measure("(d) tagsmith rules-only, 1 process", lambda: rules.tag_many(records, taxonomy=tax), len(records))
-        workers = args.workers or os.cpu_count() or 1
-        with tempfile.TemporaryDirectory() as tmp:
-            src, dst = Path(tmp, "in.jsonl"), Path(tmp, "out.jsonl")
-            src.write_text("".join(json.dumps(r) + "\n" for r in records))
-            job = BatchJob(rules, tax, workers=workers)
-            measure(f"(d) tagsmith batch rules-only, {workers} workers", lambda: job.run(str(src), str(dst)), len(records))
+        workers = args.workers or cores
+        job = BatchJob(rules, tax, workers=workers)
+        measure(f"(d) tagsmith batch rules-only, {workers} workers", lambda: job.run(str(src), str(dst)), len(records))
 
     ref = {r[0][:3]: r[2] for r in rows}
     print(f"\nmodel={lm.name} device={lm.device} dtype={lm.dtype} torch={torch.__version__}")

@@ -63,7 +63,7 @@ class Tagger:
         model: str | None = None,
         device: str | None = None,
         excerpt_tokens: int = 256,
-        batch_size: int = 8,
+        batch_size: int | None = None,
         policy: DecisionPolicy | None = None,
         lm: Any = None,
     ) -> None:
@@ -75,7 +75,7 @@ class Tagger:
         self.model_spec = model
         self.device = device
         self.excerpt_tokens = excerpt_tokens
-        self.batch_size = batch_size
+        self._batch_size = batch_size
         self._lm = lm
         self._compiler = None
         self._prefixes: Any = None  # KV caches of shared prompt prefixes, made on first use
@@ -91,6 +91,16 @@ class Tagger:
         if key not in self._lexicons:
             self._lexicons[key] = Lexicon(self.pack, taxonomy)
         return self._lexicons[key]
+
+    @property
+    def batch_size(self) -> int:
+        """Items per model batch: as given, else chosen for the device (a GPU keeps 64
+        prompts busy; on CPU larger batches only add padding)."""
+        if self._batch_size is None:
+            if self.mode == "rules":
+                return 64  # no model: only how many answers are written at once
+            return 64 if str(self.lm.device).startswith("cuda") else 8
+        return self._batch_size
 
     @property
     def lm(self) -> Any:

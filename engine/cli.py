@@ -44,7 +44,7 @@ def _add_engine_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--rules", default=None, metavar="DIR", help="rule pack folder (default: the built-in pack)")
     p.add_argument("--excerpt-tokens", type=int, default=256, help="README tokens shown to the model")
-    p.add_argument("--batch-size", type=int, default=8, help="items per model batch")
+    p.add_argument("--batch-size", type=int, default=None, help="items per model batch (default: 64 on GPU, 8 on CPU)")
 
 
 def _request_from_args(args: argparse.Namespace) -> Any:
