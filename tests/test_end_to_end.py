@@ -56,3 +56,21 @@ def test_batch_and_single_answers_are_identical(real_lm, shared, taxonomy):
     single = Tagger(mode="hybrid", lm=real_lm, batch_size=1).tag_many(rows, taxonomy=taxonomy)
     assert [r.to_json() for r in batched] == [r.to_json() for r in single]
     assert [r.explanation.decision["raw"] for r in batched] == [r.explanation.decision["raw"] for r in single]
+
+
+def test_batch_job_with_lexicon_workers_matches_in_process(real_lm, shared, taxonomy, tmp_path):
+    """Hybrid batch with spawned lexicon workers (proposals travel between processes)
+    writes the same bytes as the in-process job."""
+    from engine.io.batch import BatchJob
+    from tests.conftest import read_jsonl
+
+    rows = read_jsonl(shared / "dev.jsonl")[:5]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"id": r["id"], "text": r["text"]}) + "\n" for r in rows))
+    outs = []
+    for workers in (1, 2):
+        out = tmp_path / f"out{workers}.jsonl"
+        stats = BatchJob(Tagger(mode="hybrid", lm=real_lm, batch_size=4), taxonomy, workers=workers).run(str(src), str(out))
+        assert stats.ok == len(rows) and stats.failed == 0
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1] and outs[0].count(b"\n") == len(rows)

@@ -121,3 +121,23 @@ def test_schema_and_loader_agree(tmp_path):
     for f in (Path(__file__).parents[1] / "rules" / "default").glob("*.yaml"):
         assert f.read_text().startswith("# yaml-language-server: $schema=../../grammars/rulepack.schema.json")
         jsonschema.validate(yaml.safe_load(f.read_text()), schema)
+
+
+def test_admit_adds_a_common_tag_below_the_relative_cut(tmp_path):
+    """`admit` lets a tag with a middling score join an answer that has room; without it
+    the same scores give a one-tag answer. Scores come from the real lexicon."""
+    from engine import Tagger
+
+    body = ("rules:\n  - tag: parser\n    aliases: [parser]\n    weight: 3\n"
+            "  - tag: lib\n    aliases: [library]\n    weight: 0.5\n{admit}")
+    text = "Quickparse\n\nA fast parser for config files. Use the library from your code."
+    answers = {}
+    for admit in ("", "    admit: 0.2\n"):
+        d = write(tmp_path, body.format(admit=admit))
+        res = Tagger(d, mode="rules").tag(text, taxonomy=["parser", "lib", "cli"])
+        lib = next(c for c in res.explanation.candidates if c["tag"] == "lib")
+        answers[bool(admit)] = res.tags
+        assert 0.2 <= lib["score"] < 0.8 * res.explanation.chosen[0].rule_score  # below the relative cut
+    assert answers == {False: ["parser"], True: ["parser", "lib"]}
+    e = error_of(tmp_path, "rules:\n  - tag: lib\n    admit: 1.5\n")
+    assert e.line == 3 and e.field == "rules.0.admit"

@@ -39,19 +39,27 @@ class DecisionPolicy:
     prior_temperature: float = 0.15  # softmax temperature over scores for the prior
 
     def rules_pick(self, cands: list[Candidate], max_tags: int) -> list[str]:
-        """Calibrated rules-only answer: strong, close-to-the-best candidates, at most N."""
+        """Calibrated rules-only answer: strong, close-to-the-best candidates, at most N;
+        then, while there is room, tags whose rule admits them at their score."""
         live = [c for c in cands if c.score > 0]
         if not live:
             return []
         top = live[0].score
         out = [c.tag for c in live[:max_tags] if c.score >= self.min_score and c.score >= self.relative * top]
-        return out or [live[0].tag]
+        out = out or [live[0].tag]
+        for c in live:
+            if len(out) >= max_tags:
+                break
+            if c.admit is not None and c.score >= c.admit and c.tag not in out:
+                out.append(c.tag)
+        return out
 
     def plan(self, cands: list[Candidate], all_tags: list[str], max_tags: int) -> Plan:
         pick = self.rules_pick(cands, max_tags)
         if self.mode == "llm":
             return Plan(frozenset(all_tags), None, None, 0.0, pick, min_tags=1)
-        live = [c for c in cands if c.score > 0][: max(self.shortlist, len(pick))]
+        live = [c for c in cands if c.score > 0]
+        live = [c for i, c in enumerate(live) if i < self.shortlist or c.tag in pick]  # the pick is always on it
         if not live:
             return Plan(frozenset(all_tags), None, None, 0.0, pick)
         log_prior = {c.tag: c.score / self.prior_temperature for c in live}

@@ -103,7 +103,8 @@ class Lexicon:
         self._apply_relations(raw, notes)
         order = {t.name: i for i, t in enumerate(self.taxonomy)}
         cands = [
-            Candidate(tag=t, score=_squash(r), raw=r, evidence=evidence.get(t, []), vetoed=vetoed.get(t, []), notes=notes.get(t, []))
+            Candidate(tag=t, score=_squash(r), raw=r, evidence=evidence.get(t, []), vetoed=vetoed.get(t, []), notes=notes.get(t, []),
+                      admit=getattr(self.rules.rules.get(t), "admit", None))
             for t, r in raw.items() if r > 0
         ]
         for t, v in vetoed.items():

@@ -35,6 +35,7 @@ class Candidate:
     evidence: list[Evidence] = field(default_factory=list)
     vetoed: list[Evidence] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # implications, preferences applied
+    admit: float | None = None  # the rule's admission score (see TagRule.admit)
 
     def to_dict(self, max_evidence: int = 8) -> dict:
         ev = sorted(self.evidence, key=lambda e: -e.weight)[:max_evidence]

@@ -96,6 +96,11 @@ class TagRule(_Strict):
     negatives: list[str] = Field(default_factory=list, description="Phrases that veto a hit on the same line (false friends).")
     implies: dict[str, float] = Field(default_factory=dict, description="Other tag -> share of this tag's score it receives.")
     prefer_over: list[str] = Field(default_factory=list, description="More generic tags this one outranks when both fire.")
+    admit: float | None = Field(
+        None, gt=0, lt=1,
+        description="Score at which this tag joins an answer that has room, even below the relative cut "
+                    "(for tags common in catalogues, such as lib, whose base rate makes a middling score likely right).",
+    )
     examples: Examples = Field(default_factory=Examples)
 
     @field_validator("implies")
