@@ -10,6 +10,7 @@ and prints items/s, the ratio to (a) and (b), peak RSS and peak GPU memory.
 
     python bench/throughput.py --items 1000                       # embedded SmolLM2-135M
     python bench/throughput.py --items 1000 --random-init qwen2.5-1.5b
+    python bench/throughput.py --items 200 --random-init tiny-2l --skip a,b,d   # host-side ceiling
     python bench/throughput.py --items 24 --outlines-batch 8      # a CPU-sized run
 """
 from __future__ import annotations
@@ -27,6 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 RANDOM_CONFIGS = {
+    # Next to no compute: what is left is the host's share (prompts, constraint masks,
+    # Python per token), the ceiling the GPU run cannot pass.
+    "tiny-2l": dict(model_type="llama", hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                    num_key_value_heads=1, vocab_size=49152, max_position_embeddings=8192),
     # Shapes of the public Qwen2.5 configs; weights are random (same compute as trained).
     "qwen2.5-0.5b": dict(model_type="qwen2", hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
                          num_attention_heads=14, num_key_value_heads=2, vocab_size=151936, max_position_embeddings=32768,
@@ -76,7 +81,7 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=1000, help="records (the data repeated to this many)")
     ap.add_argument("--naive-items", type=int, default=None, help="items for the naive loop (default: min(items, 32))")
     ap.add_argument("--model", default=None)
-    ap.add_argument("--random-init", default=None, help="qwen2.5-0.5b, qwen2.5-1.5b or a config.json")
+    ap.add_argument("--random-init", default=None, help="qwen2.5-0.5b, qwen2.5-1.5b, tiny-2l or a config.json")
     ap.add_argument("--device", default=None)
     ap.add_argument("--outlines-batch", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=None, help="tagsmith batch size (default: chosen for the device)")

@@ -109,6 +109,8 @@ class TagConstraint:
         self.token_strings = token_strings
         self.eos_id = eos_id
         self._consistent: dict[tuple[str, frozenset[str]], list[str]] = {}
+        self._by_prefix: dict[str, list[str]] = {}
+        self._kept: dict[tuple[str, frozenset[str], int | None, int], list[int]] = {}
         # Every token adds at least one character, so the longest valid answer in
         # characters bounds the number of decoding steps whatever tokens the model
         # picks (a model may spell a name in many small tokens).
@@ -124,7 +126,12 @@ class TagConstraint:
         key = (partial, allowed)
         hit = self._consistent.get(key)
         if hit is None:
-            hit = [n for e, n in self.escaped.items() if e.startswith(partial) and n in allowed]
+            # Names by prefix do not depend on the row's allowed set: computed once each
+            # (partials are prefixes of names, so there are few).
+            named = self._by_prefix.get(partial)
+            if named is None:
+                named = self._by_prefix[partial] = [n for e, n in self.escaped.items() if e.startswith(partial)]
+            hit = [n for n in named if n in allowed]
             if len(self._consistent) > 1 << 16:
                 self._consistent.clear()
             self._consistent[key] = hit
@@ -146,20 +153,23 @@ class TagConstraint:
         (``prior_weight * (Phi(text + token) - Phi(text))``, a potential that telescopes
         to ``prior_weight * log prior(tag)`` over a whole tag).
         """
-        before = ArrayText.parse(text)
-        phi_before = self._potential(before, allowed, log_prior) if log_prior else 0.0
-        kept: list[int] = []
-        bias: list[float] = []
-        for tok in candidates:
-            if tok == self.eos_id:
-                kept.append(tok)
-                bias.append(0.0)
-                continue
-            after = ArrayText.parse(text + self.token_strings[tok])
-            if not self._valid(after, allowed, target, min_tags):
-                continue
-            kept.append(tok)
-            bias.append(prior_weight * (self._potential(after, allowed, log_prior) - phi_before) if log_prior else 0.0)
+        # The guide's candidates are a function of the text, so which of them survive is
+        # a function of (text, allowed, target, min_tags): rows and items that reach the
+        # same state with the same allowed set (every row in llm mode) share the work.
+        key = (text, allowed, target, min_tags)
+        kept = self._kept.get(key)
+        if kept is None:
+            kept = [tok for tok in candidates
+                    if tok == self.eos_id or self._valid(ArrayText.parse(text + self.token_strings[tok]), allowed, target, min_tags)]
+            if len(self._kept) > 1 << 16:
+                self._kept.clear()
+            self._kept[key] = kept
+        if not log_prior:
+            return kept, [0.0] * len(kept)
+        phi_before = self._potential(ArrayText.parse(text), allowed, log_prior)
+        bias = [0.0 if tok == self.eos_id else
+                prior_weight * (self._potential(ArrayText.parse(text + self.token_strings[tok]), allowed, log_prior) - phi_before)
+                for tok in kept]
         return kept, bias
 
     def _valid(self, a: ArrayText, allowed: frozenset[str], target: int | None, min_tags: int = 0) -> bool:

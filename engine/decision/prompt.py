@@ -28,7 +28,9 @@ def excerpt(doc: Document, tokenizer: Any, budget: int) -> str:
         if sum(len(p) for p in pieces) > budget * 6:
             break
     text = "\n".join(pieces) or " ".join(doc.text.split())
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"][:budget]
+    # A token is rarely longer than 8 characters: cutting first spares tokenising a
+    # whole README to keep its first few hundred tokens.
+    ids = tokenizer(text[:budget * 8], add_special_tokens=False)["input_ids"][:budget]
     return tokenizer.decode(ids)
 
 
