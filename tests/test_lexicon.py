@@ -58,3 +58,39 @@ def test_negative_phrases_veto():
     cands = {c.tag: c for c in lex.propose("A modal text editor with built-in language server support.")}
     assert "server" not in cands or cands["server"].score == 0
     assert cands["server"].vetoed[0].vetoed_by == "language server"
+
+
+def test_tokens_keep_exact_offsets_across_newlines_and_symbols():
+    from engine.lexicon.nlp import get_nlp, span_offsets
+
+    text = "use c++  and\n\nnode.js,  c# \t(or don't)"
+    doc = get_nlp()(text)
+    words = [text[slice(*span_offsets(doc, i, i + 1))] for i in range(len(doc))]
+    assert words == [t.text for t in doc] == ["use", "c++", "and", "node.js", ",", "c#", "(", "or", "don't", ")"]
+
+
+def test_required_literals_never_skip_a_match():
+    """The prefilter may only skip a scan that would find nothing: every default-pack
+    regex, on every rule example and this file's README, either may match or finds nothing."""
+    import re
+
+    from engine.lexicon.matchers import lowered_pattern
+    from engine.lexicon.prefilter import may_match, required_literals
+
+    assert required_literals(r"cargo\s+add\s+\w") == (frozenset({"cargo"}), frozenset({"add"}))
+    assert required_literals(r"(?:brew|npm\s+i)\s+x") == (frozenset({"brew", "npm"}), frozenset({"x"}))
+    assert required_literals(r"(?:x|\w+)y|z") == (frozenset({"y", "z"}),)
+    assert required_literals(r"(?i)Foo") == () and required_literals(r"a(?i:B)c") == (frozenset({"a"}), frozenset({"c"}))
+    assert required_literals(r"\w+") == ()
+    pack = load_pack()
+    texts = [README.lower()] + [t.lower() for r in pack.rules.values() for t in r.examples.match + r.examples.no_match]
+    checked = 0
+    for rule in pack.rules.values():
+        for term in rule.regexes:
+            pattern = lowered_pattern(term.pattern).replace("{name}", "(?:kubelens|mytool)")
+            rx, literals = re.compile(pattern, re.MULTILINE), required_literals(pattern, re.MULTILINE)
+            for text in texts:
+                if rx.search(text):
+                    checked += 1
+                    assert may_match(literals, text), (term.pattern, text)
+    assert checked >= 5

@@ -13,6 +13,7 @@ from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc
 
 from engine.lexicon.nlp import get_nlp, lower_same_length, span_offsets
+from engine.lexicon.prefilter import Literals, may_match, required_literals
 from engine.rules import RulePack, TagRule
 from engine.rules.schema import Term
 from engine.taxonomy import Tag, Taxonomy
@@ -56,7 +57,7 @@ class CompiledRules:
         self.surface = PhraseMatcher(nlp.vocab, attr="LOWER")
         self.negatives = PhraseMatcher(nlp.vocab, attr="LEMMA")
         self.tokens = Matcher(nlp.vocab)
-        self.regexes: list[tuple[re.Pattern[str], TermInfo]] = []
+        self.regexes: list[tuple[re.Pattern[str], TermInfo, Literals]] = []
         self.name_regexes: list[tuple[str, TermInfo]] = []  # templates with {name}
         self.terms: dict[str, TermInfo] = {}
         self.rules: dict[str, TagRule] = {}
@@ -102,7 +103,7 @@ class CompiledRules:
             if "{name}" in r.pattern:
                 self.name_regexes.append((r.pattern, info))
             else:
-                self.regexes.append((re.compile(lowered_pattern(r.pattern), re.MULTILINE), info))
+                self.regexes.append(_compiled(lowered_pattern(r.pattern), info))
         for i, neg in enumerate(rule.negatives):
             self.negatives.add(self._id(tag, "neg", i), [self.nlp(lower_same_length(neg))])
             self.terms[self._id(tag, "neg", i)] = TermInfo(tag.name, "negative", neg, 0.0, None)
@@ -125,7 +126,9 @@ class CompiledRules:
         if project_names and self.name_regexes:
             regexes += _name_regexes(tuple(self.name_regexes), tuple(project_names))
         runs: dict[frozenset[str], list[tuple[int, int]]] = {}
-        for rx, info in regexes:
+        for rx, info, literals in regexes:
+            if not may_match(literals, text):
+                continue  # a word every match needs is absent: the scan would find nothing
             if info.where is None or sections is None:
                 stretches = [(0, len(text))]
             elif info.where not in runs:
@@ -141,10 +144,14 @@ class CompiledRules:
 
 
 @lru_cache(maxsize=4096)
-def _name_regexes(templates: tuple[tuple[str, TermInfo], ...], names: tuple[str, ...]) -> list[tuple[re.Pattern[str], TermInfo]]:
+def _name_regexes(templates: tuple[tuple[str, TermInfo], ...], names: tuple[str, ...]) -> list[tuple[re.Pattern[str], TermInfo, Literals]]:
     """``{name}`` templates compiled for one project's names (compiled once per name set)."""
     alt = "(?:" + "|".join(re.escape(n.lower()) for n in names) + ")"
-    return [(re.compile(lowered_pattern(t).replace("{name}", alt), re.MULTILINE), i) for t, i in templates]
+    return [_compiled(lowered_pattern(t).replace("{name}", alt), i) for t, i in templates]
+
+
+def _compiled(pattern: str, info: TermInfo) -> tuple[re.Pattern[str], TermInfo, Literals]:
+    return re.compile(pattern, re.MULTILINE), info, required_literals(pattern, re.MULTILINE)
 
 
 def lowered_pattern(pattern: str) -> str:

@@ -50,7 +50,7 @@ class Lexicon:
         low = lower_same_length(text)
         sdoc = get_nlp()(low)
         hits, negs = self.rules.run(sdoc, low, project_names(doc.title), [(s.start, s.end, s.kind) for s in doc.segments])
-        hits = _outside(hits, [(m.start(), m.end()) for m in URL_SPANS.finditer(text)])
+        hits = _outside(hits, [(m.start(), m.end()) for m in URL_SPANS.finditer(low)])
         prose = [(s.start, s.end) for s in doc.segments if s.kind in PROSE]
         hits += self.fuzzy.hits(text, _merge(prose))
         return self._score(doc, hits, negs)

@@ -72,11 +72,14 @@ class Document:
 
 _URL = re.compile(r"https?://[^\s)\]>\"']+|www\.[^\s)\]>\"']+")
 #: Spans that are addresses, not words: bare URLs, Markdown link targets, HTML src/href.
-URL_SPANS = re.compile(r"https?://[^\s)\]>\"'<]+|\]\([^)\s]*\)|(?:src|href|srcset)\s*=\s*(?:\"[^\"]*\"|'[^']*')", re.IGNORECASE)
+#: For lower-cased text (3x faster than IGNORECASE; see ``lower_same_length``).
+URL_SPANS = re.compile(r"https?://[^\s)\]>\"'<]+|\]\([^)\s]*\)|(?:src|href|srcset)\s*=\s*(?:\"[^\"]*\"|'[^']*')")
 
 
 def _plain(line: str) -> str:
     """Visible words of a Markdown/HTML line: link texts kept, targets and tags dropped."""
+    if "[" not in line and "<" not in line and "http" not in line and "www." not in line:
+        return line.strip()  # nothing to drop (most lines): skip the substitutions
     for _ in range(2):  # badges nest an image inside a link
         line = _LINKS.sub(r"\1", line)
     return _URL.sub(" ", _TAGS.sub(" ", line)).strip()
