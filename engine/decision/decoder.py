@@ -12,8 +12,8 @@ from __future__ import annotations
 import copy
 import inspect
 import math
-from functools import lru_cache
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from engine.decision.constraint import ArrayText, TagConstraint
