@@ -138,9 +138,10 @@ def main() -> None:
             for s in range(0, len(prompts), args.outlines_batch):
                 gen.batch(prompts[s:s + args.outlines_batch], max_new_tokens=args.max_new_tokens)
         measure(f"(b) Outlines Generator.batch@{args.outlines_batch}", outlines_batch, len(prompts))
-    tmp = tempfile.TemporaryDirectory()
+    tmp = tempfile.TemporaryDirectory()  # the batch job's input and output, for (c) and (d)
     src, dst = Path(tmp.name, "in.jsonl"), Path(tmp.name, "out.jsonl")
-    src.write_text("".join(json.dumps(r) + "\n" for r in records))
+    if not {"c", "d"} <= skip:
+        src.write_text("".join(json.dumps(r) + "\n" for r in records))
     cores = os.cpu_count() or 1
     if "c" not in skip:
         tagger = Tagger(mode=args.mode, lm=lm, batch_size=args.batch_size)

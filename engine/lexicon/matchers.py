@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc
@@ -58,7 +57,8 @@ class CompiledRules:
         self.negatives = PhraseMatcher(nlp.vocab, attr="LEMMA")
         self.tokens = Matcher(nlp.vocab)
         self.regexes: list[tuple[re.Pattern[str], TermInfo, Literals]] = []
-        self.name_regexes: list[tuple[str, TermInfo]] = []  # templates with {name}
+        self.name_regexes: list[tuple[str, TermInfo]] = []  # lowered templates with {name}
+        self._for_names: dict[tuple[str, ...], list[tuple[re.Pattern[str], TermInfo, Literals]]] = {}
         self.terms: dict[str, TermInfo] = {}
         self.rules: dict[str, TagRule] = {}
         self.fuzzy_vocab: list[tuple[str, TermInfo]] = []
@@ -101,7 +101,7 @@ class CompiledRules:
         for r in rule.regexes:
             info = TermInfo(tag.name, "regex", r.pattern, r.weight, frozenset(r.where) if r.where else None)
             if "{name}" in r.pattern:
-                self.name_regexes.append((r.pattern, info))
+                self.name_regexes.append((lowered_pattern(r.pattern), info))
             else:
                 self.regexes.append(_compiled(lowered_pattern(r.pattern), info))
         for i, neg in enumerate(rule.negatives):
@@ -124,7 +124,7 @@ class CompiledRules:
             hits.append(Hit(self.terms[strings[mid]], *span_offsets(doc, s, e)))
         regexes = list(self.regexes)
         if project_names and self.name_regexes:
-            regexes += _name_regexes(tuple(self.name_regexes), tuple(project_names))
+            regexes += self._name_regexes(tuple(project_names))
         runs: dict[frozenset[str], list[tuple[int, int]]] = {}
         for rx, info, literals in regexes:
             if not may_match(literals, text):
@@ -142,12 +142,16 @@ class CompiledRules:
         negs = [Hit(self.terms[strings[mid]], *span_offsets(doc, s, e)) for mid, s, e in self.negatives(doc)]
         return hits, negs
 
-
-@lru_cache(maxsize=4096)
-def _name_regexes(templates: tuple[tuple[str, TermInfo], ...], names: tuple[str, ...]) -> list[tuple[re.Pattern[str], TermInfo, Literals]]:
-    """``{name}`` templates compiled for one project's names (compiled once per name set)."""
-    alt = "(?:" + "|".join(re.escape(n.lower()) for n in names) + ")"
-    return [_compiled(lowered_pattern(t).replace("{name}", alt), i) for t, i in templates]
+    def _name_regexes(self, names: tuple[str, ...]) -> list[tuple[re.Pattern[str], TermInfo, Literals]]:
+        """``{name}`` templates compiled for one project's names (once per name set)."""
+        hit = self._for_names.get(names)
+        if hit is None:
+            alt = "(?:" + "|".join(re.escape(n.lower()) for n in names) + ")"
+            hit = [_compiled(t.replace("{name}", alt), i) for t, i in self.name_regexes]
+            if len(self._for_names) >= 4096:
+                self._for_names.clear()
+            self._for_names[names] = hit
+        return hit
 
 
 def _compiled(pattern: str, info: TermInfo) -> tuple[re.Pattern[str], TermInfo, Literals]:

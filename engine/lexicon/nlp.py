@@ -60,10 +60,8 @@ _OFFSETS = "tagsmith_idx"
 
 def span_offsets(doc: Doc, start: int, end: int) -> tuple[int, int]:
     """Character range of tokens ``start:end`` in the text the doc was made from."""
-    offsets = doc.user_data.get(_OFFSETS)
-    if offsets is None:  # a Doc from another tokenizer
-        return doc[start].idx, doc[end - 1].idx + len(doc[end - 1])
-    return offsets[0][start], offsets[1][end - 1]
+    starts, ends = doc.user_data[_OFFSETS]  # set by WordTokenizer, which makes every Doc here
+    return starts[start], ends[end - 1]
 
 
 class LookupLemmas:
