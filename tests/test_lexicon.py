@@ -52,6 +52,39 @@ def test_fuzzy_names_and_unknown_tags():
     assert "zebra-crossing" in cands  # unknown to the pack: its own name still counts
 
 
+def test_fuzzy_hits_sit_on_the_words_finditer_finds():
+    """The C-level word walk gives the offsets a plain ``finditer`` walk gives."""
+    from engine.lexicon.fuzzy import _WORD, FuzzyNames
+    from engine.lexicon.matchers import TermInfo
+
+    info = TermInfo("database", "alias", "postgres", 1.0, None)
+    text = "Postgress: a proxy.\nUse postgress-tools, or kubernets (c++) with postgress  rocks; postgress."
+    spans = [(0, 19), (20, len(text))]
+    hits = FuzzyNames([("postgres", info), ("kubernetes", info), ("postgres rocks", info)]).hits(text, spans)
+    words = {(m.start(), m.end()) for s, e in spans for m in _WORD.finditer(text, s, e)}
+    got = sorted((h.start, h.end, h.term.label) for h in hits)
+    assert got and all(" ".join(text[a:b].lower().split()) == label.split("~")[0] for a, b, label in got)
+    singles = [(a, b) for a, b, label in got if " " not in label.split("~")[0]]
+    assert set(singles) <= words
+    postgress = [(a, b) for a, b, label in got if label == "postgress~postgres"]
+    assert len(postgress) == 3  # four in the text, at most three positions per query
+    assert any(label.startswith("postgress rocks~") for _, _, label in got)  # word pairs too
+
+
+def test_addresses_are_no_evidence_but_words_beside_them_are():
+    tax = Taxonomy.from_names(["http", "k8s"])
+    lex = Lexicon(load_pack(), tax)
+    text = ("# Tool\n\nSend HTTP requests (see https://example.org/http/kubernetes-guide) "
+            "and [kubernetes](https://k8s.example/http) docs.\n")
+    cands = {c.tag: c for c in lex.propose(text)}
+    for c in cands.values():
+        for e in c.evidence:
+            assert "://" not in text[max(0, e.start - 30):e.end] or text[e.start:e.end] in ("HTTP", "HTTP requests", "kubernetes")
+            assert text[e.start:e.end] == e.text
+    assert {e.text for e in cands["http"].evidence} >= {"HTTP"}
+    assert {e.text for e in cands["k8s"].evidence} == {"kubernetes"}
+
+
 def test_negative_phrases_veto():
     tax = Taxonomy.from_names(["server", "editor"])
     lex = Lexicon(load_pack(), tax)

@@ -11,12 +11,17 @@ after the first few hundred READMEs almost every query is a dictionary lookup.
 from __future__ import annotations
 
 import re
+from itertools import accumulate, chain
+from operator import itemgetter
 
 from rapidfuzz import fuzz, process
 
 from engine.lexicon.matchers import Hit, TermInfo
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9+#.\-]*[A-Za-z0-9+#]|[A-Za-z]{2,}")
+#: (text skipped, word) pairs: the words ``_WORD.finditer`` finds, in one C-level
+#: ``findall``; running sums of the pieces' lengths give their offsets.
+_GAP_WORD = re.compile(r"([\s\S]*?)(" + _WORD.pattern + ")")
 MIN_LEN = 5
 CUTOFF = 88.0
 SHORT_CUTOFF = 94.0
@@ -32,37 +37,55 @@ class FuzzyNames:
         self.choices = [v for v, _ in kept]
         self.infos = [i for _, i in kept]
         self._known: dict[str, tuple[tuple[int, float], ...]] = {}
+        self._near: dict[str, tuple[tuple[int, float], ...]] = {}  # the known queries with near misses
 
     def hits(self, text: str, spans: list[tuple[int, int]], max_per_term: int = 3) -> list[Hit]:
         """Words and word pairs of ``text[spans]`` close to (but not equal to) a vocabulary name."""
         if not self.choices:
             return []
-        where: dict[str, list[tuple[int, int]]] = {}
+        # Per-word work stays in C (findall, map, set): a README has ~900 prose words
+        # and ~5 near misses, so Python only touches the words that are one.
+        runs = []
         for s, e in spans:
-            words = [(m.group().lower(), m.start(), m.end()) for m in _WORD.finditer(text, s, e)]
-            grams = [(w, a, b) for w, a, b in words if len(w) >= MIN_LEN]
-            grams += [(w + " " + w2, a, b2) for (w, a, _), (w2, _, b2) in zip(words, words[1:])]
-            for g, a, b in grams:
-                lst = where.get(g)
-                if lst is None:
-                    where[g] = [(a, b)]
-                elif len(lst) < max_per_term:
-                    lst.append((a, b))
-        matches = self._lookup(list(where))
+            pairs = _GAP_WORD.findall(text, s, e)
+            words = list(map(str.lower, map(itemgetter(1), pairs)))
+            ends = list(accumulate(map(len, chain.from_iterable(pairs)), initial=s))[2::2]
+            runs.append((words, ends, list(map(" ".join, zip(words, words[1:])))))
+        # Short words are queried too: no name is shorter than MIN_LEN, so they can
+        # only score below SHORT_CUTOFF and are refused (cheaper than filtering them).
+        queries = set()
+        for words, _, pairs in runs:
+            queries.update(words)
+            queries.update(pairs)
+        matches = self._lookup(queries)
+        if not matches:
+            return []
+        # Positions (at most ``max_per_term`` per query, in text order) of those found.
+        where: dict[str, list[tuple[int, int]]] = {}
+        for words, ends, pairs in runs:
+            for i in [i for i, w in enumerate(words) if w in matches]:
+                lst = where.setdefault(words[i], [])
+                if len(lst) < max_per_term:
+                    lst.append((ends[i] - len(words[i]), ends[i]))
+            for i in [i for i, g in enumerate(pairs) if g in matches]:
+                lst = where.setdefault(pairs[i], [])
+                if len(lst) < max_per_term:
+                    lst.append((ends[i] - len(words[i]), ends[i + 1]))
         hits: list[Hit] = []
-        for q, found in matches.items():
-            for c, score in found:
+        for q, locs in where.items():
+            for c, score in matches[q]:
                 info = self.infos[c]
                 fuzzy_info = TermInfo(info.tag, "fuzzy", f"{q}~{self.choices[c]}", info.weight * score * FUZZY_SHARE, info.where)
-                hits.extend(Hit(fuzzy_info, a, b) for a, b in where[q])
+                hits.extend(Hit(fuzzy_info, a, b) for a, b in locs)
         return hits
 
-    def _lookup(self, queries: list[str]) -> dict[str, tuple[tuple[int, float], ...]]:
+    def _lookup(self, queries: set[str]) -> dict[str, tuple[tuple[int, float], ...]]:
         """Near misses of each query (only queries that have some), computing unseen ones."""
-        new = [q for q in queries if q not in self._known]
+        new = sorted(queries.difference(self._known))
         if new:
             if len(self._known) + len(new) > CACHE_LIMIT:
                 self._known.clear()
+                self._near.clear()
             matrix = process.cdist(new, self.choices, scorer=fuzz.ratio, score_cutoff=CUTOFF, workers=1)
             found: dict[int, list[tuple[int, float]]] = {}
             rows, cols = matrix.nonzero()
@@ -72,7 +95,9 @@ class FuzzyNames:
                     found.setdefault(r, []).append((c, score))
             for r, q in enumerate(new):
                 self._known[q] = tuple(found.get(r, ()))
-        return {q: self._known[q] for q in queries if self._known[q]}
+                if r in found:
+                    self._near[q] = self._known[q]
+        return {q: self._near[q] for q in self._near.keys() & queries}
 
     @staticmethod
     def _accept(query: str, name: str, score: float) -> float:

@@ -48,9 +48,13 @@ class Lexicon:
         """All tags with any evidence, best first (ties broken by taxonomy order)."""
         doc = doc or segment_readme(text)
         low = lower_same_length(text)
-        sdoc = get_nlp()(low)
+        urls = [(m.start(), m.end()) for m in URL_SPANS.finditer(low)]
+        # Words inside addresses are never evidence (see ``_outside``), and they are
+        # about a third of a README's tokens (badges, links): the token pipeline gets
+        # them blanked out, same length, so offsets do not move. Regexes still see them.
+        sdoc = get_nlp()(_blanked(low, urls))
         hits, negs = self.rules.run(sdoc, low, project_names(doc.title), [(s.start, s.end, s.kind) for s in doc.segments])
-        hits = _outside(hits, [(m.start(), m.end()) for m in URL_SPANS.finditer(low)])
+        hits = _outside(hits, urls)
         prose = [(s.start, s.end) for s in doc.segments if s.kind in PROSE]
         hits += self.fuzzy.hits(text, _merge(prose))
         return self._score(doc, hits, negs)
@@ -151,6 +155,18 @@ def _outside(hits: list[Hit], spans: list[tuple[int, int]]) -> list[Hit]:
             continue
         keep.append(h)
     return keep
+
+
+def _blanked(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` with each span replaced by as many spaces (offsets unchanged)."""
+    if not spans:
+        return text
+    parts, pos = [], 0
+    for s, e in spans:
+        parts += (text[pos:s], " " * (e - s))
+        pos = e
+    parts.append(text[pos:])
+    return "".join(parts)
 
 
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
