@@ -7,16 +7,25 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from engine.decision.policy import MODES, DecisionPolicy
+from engine.decision.prepare import Prepared, prepare
 from engine.errors import E_EMPTY_TEXT, E_OPTION, TagsmithError
 from engine.lexicon import Lexicon
+from engine.lexicon.readme import Document
 from engine.lexicon.types import Candidate
 from engine.report.explanation import Explanation
 from engine.request import Request
 from engine.rules import RulePack, load_pack
 from engine.taxonomy import Taxonomy
 
-#: (record, segmented document, ranked candidates): the lexicon stage's output.
-Proposal = tuple[dict[str, Any], Any, list[Candidate]]
+@dataclass
+class Proposal:
+    """The lexicon stage's output for one record, possibly made ready for the decoder
+    (``prepared``) by the process that ran the lexicon."""
+
+    record: dict[str, Any]
+    doc: Document | None  # None once prepared: the prompt carries what the model reads
+    candidates: list[Candidate]
+    prepared: Prepared | None = None
 
 
 @dataclass
@@ -141,7 +150,7 @@ class Tagger:
             text = r.get("text")
             if not isinstance(text, str) or not text.strip():
                 raise TagsmithError(E_EMPTY_TEXT, f"record {r.get('id')!r}: the description is empty")
-            out.append((r, *lex.analyze(text)))
+            out.append(Proposal(r, *lex.analyze(text)))
         return out
 
     def decide(self, items: list[Proposal], taxonomy: Any, max_tags: int = 3) -> list[TagResult]:
@@ -152,34 +161,40 @@ class Tagger:
 
             raise TagsmithError(E_MAX_TAGS, f"max_tags must be a positive integer, got {max_tags}")
         if self.mode == "rules":
-            return [self._finish(r, tax, max_tags, c, self.policy.rules_pick(c, max_tags), None, {}) for r, _, c in items]
-        # Similar lengths share a batch (less padding); answers go back in input order.
-        order = sorted(range(len(items)), key=lambda i: len(items[i][1].text))
+            return [self._finish(p.record, tax, max_tags, p.candidates, self.policy.rules_pick(p.candidates, max_tags), None, {}) for p in items]
+        ready = [p if p.prepared is not None and p.prepared.max_tags == max_tags else self._prepared(p, tax, max_tags) for p in items]
+        # Similar prompt lengths share a batch (less padding); answers go back in input order.
+        order = sorted(range(len(ready)), key=lambda i: len(ready[i].prepared.suffix_ids))
         results: dict[int, TagResult] = {}
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
-            for i, res in zip(idx, self._decide([items[i] for i in idx], tax, max_tags)):
+            for i, res in zip(idx, self._decide([ready[i] for i in idx], tax, max_tags)):
                 results[i] = res
-        return [results[i] for i in range(len(items))]
+        return [results[i] for i in range(len(ready))]
 
-    def _decide(self, chunk: list[tuple[dict, Any, list[Candidate]]], tax: Taxonomy, max_tags: int) -> list[TagResult]:
+    def _prepared(self, p: Proposal, tax: Taxonomy, max_tags: int) -> Proposal:
+        """The proposal with its plan and tokenised prompt (batch workers make these themselves)."""
+        if p.doc is None:
+            raise TagsmithError(E_OPTION, f"record {p.record.get('id')!r} was prepared for {p.prepared.max_tags} tags, not {max_tags}")
+        ready = prepare(self.policy, self.lm.tokenizer, p.doc, p.candidates, tax.names, max_tags, self.excerpt_tokens)
+        return Proposal(p.record, p.doc, p.candidates, ready)
+
+    def _decide(self, chunk: list[Proposal], tax: Taxonomy, max_tags: int) -> list[TagResult]:
         from engine.decision.decoder import ConstrainedDecoder, DecodeRequest, PrefixCache
-        from engine.decision.prompt import build_prompt
 
         constraint = self.compiler.get(tax, max_tags)
         if self._prefixes is None:
             self._prefixes = PrefixCache()
         decoder = ConstrainedDecoder(self.lm, constraint, prefixes=self._prefixes)
-        reqs, plans = [], []
-        for _, doc, cands in chunk:
-            plan = self.policy.plan(cands, tax.names, max_tags)
-            plans.append(plan)
-            shown = [c.tag for c in cands if c.tag in plan.allowed] if plan.log_prior else tax.names
-            prompt = build_prompt(self.lm.tokenizer, doc, shown, max_tags, self.excerpt_tokens, cands if plan.log_prior else None)
-            reqs.append(DecodeRequest(prompt, plan.allowed, plan.target, plan.log_prior, plan.prior_weight, plan.min_tags))
+        reqs = []
+        for p in chunk:
+            plan, prompt = p.prepared.plan, p.prepared.prompt
+            reqs.append(DecodeRequest(prompt, plan.allowed, plan.target, plan.log_prior, plan.prior_weight, plan.min_tags,
+                                      suffix_ids=p.prepared.suffix_ids))
         outs = decoder.decode(reqs)
         results = []
-        for (r, _, cands), plan, out in zip(chunk, plans, outs):
+        for p, out in zip(chunk, outs):
+            plan = p.prepared.plan
             decision = {
                 "allowed": sorted(plan.allowed) if len(plan.allowed) < len(tax) else "all",
                 "target": plan.target,
@@ -187,7 +202,7 @@ class Tagger:
                 "raw": out.text,
                 "steps": [s.__dict__ for s in out.steps],
             }
-            results.append(self._finish(r, tax, max_tags, cands, out.tags, plan.rules_pick, decision, out.tag_prob))
+            results.append(self._finish(p.record, tax, max_tags, p.candidates, out.tags, plan.rules_pick, decision, out.tag_prob))
         return results
 
     def _finish(self, r: dict, tax: Taxonomy, max_tags: int, cands: list[Candidate], tags: list[str], rules_pick: list[str] | None, decision: dict, tag_prob: dict | None = None) -> TagResult:

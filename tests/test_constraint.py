@@ -94,6 +94,29 @@ def test_batch_equals_single(tiny_lm, tiny_compiler, taxonomy):
     assert batch == single
 
 
+def test_batched_choice_mixes_rows_of_any_width_and_prior(tiny_lm, tiny_compiler, taxonomy):
+    """One step picks for every row at once, rows padded to one width: rows with and
+    without a prior, with all tags or a shortlist, must answer as they do alone."""
+    names = taxonomy.names
+    dec = ConstrainedDecoder(tiny_lm, tiny_compiler.get(taxonomy, 3))
+    short = frozenset(names[10:14])
+    prior = {t: -0.5 * i for i, t in enumerate(sorted(short))}
+    reqs = [
+        DecodeRequest("a tool", frozenset(names), min_tags=1),
+        DecodeRequest("a library for charts " * 3, short, target=2, log_prior=prior, prior_weight=2.0),
+        DecodeRequest("x", frozenset(names[:3]), target=1),
+        DecodeRequest("another project", short, target=3, log_prior=prior, prior_weight=0.5),
+    ]
+    batch = dec.decode(reqs)
+    for r, b in zip(reqs, batch):
+        alone = dec.decode([r])[0]
+        assert b.text == alone.text and b.tags == alone.tags
+        assert b.tags and set(b.tags) <= r.allowed and (r.target is None or len(b.tags) == min(r.target, len(r.allowed)))
+        assert b.tag_prob.keys() == alone.tag_prob.keys()
+        assert all(abs(b.tag_prob[k] - alone.tag_prob[k]) < 1e-3 for k in b.tag_prob)
+        assert [s.tag_mass.keys() for s in b.steps] == [s.tag_mass.keys() for s in alone.steps]
+
+
 def test_shared_prefix_cache_answers_like_the_full_prompt(tiny_lm, tiny_compiler, taxonomy):
     """The prefix's KV cache, copied to rows of different lengths (padding between prefix
     and item), must give the model the same view as the whole prompt: same answers,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from string import Template
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from engine.taxonomy import Taxonomy
 
@@ -150,27 +150,41 @@ class TagConstraint:
         """Keep the Outlines-allowed tokens that respect distinctness, ``allowed`` and ``target``.
 
         Returns the kept token ids and, for each, an additive logit bias from the prior
-        (``prior_weight * (Phi(text + token) - Phi(text))``, a potential that telescopes
-        to ``prior_weight * log prior(tag)`` over a whole tag).
+        (see ``prior_bias``).
         """
-        # The guide's candidates are a function of the text, so which of them survive is
-        # a function of (text, allowed, target, min_tags): rows and items that reach the
-        # same state with the same allowed set (every row in llm mode) share the work.
+        kept = self.kept_tokens(text, lambda: candidates, allowed, target, min_tags)
+        return kept, self.prior_bias(text, kept, allowed, log_prior, prior_weight)
+
+    def kept_tokens(self, text: str, candidates: Callable[[], Iterable[int]], allowed: frozenset[str],
+                    target: int | None, min_tags: int = 0) -> list[int]:
+        """The tokens of ``candidates()`` (the guide's, for the answer ``text`` so far) that
+        respect distinctness, ``allowed`` and ``target``.
+
+        The guide's candidates are a function of the text, so which of them survive is a
+        function of (text, allowed, target, min_tags): rows and items that reach the same
+        state with the same allowed set (every row in llm mode) share the work, and on a
+        hit the guide is not even asked.
+        """
         key = (text, allowed, target, min_tags)
         kept = self._kept.get(key)
         if kept is None:
-            kept = [tok for tok in candidates
+            kept = [tok for tok in candidates()
                     if tok == self.eos_id or self._valid(ArrayText.parse(text + self.token_strings[tok]), allowed, target, min_tags)]
             if len(self._kept) > 1 << 16:
                 self._kept.clear()
             self._kept[key] = kept
+        return kept
+
+    def prior_bias(self, text: str, kept: list[int], allowed: frozenset[str],
+                   log_prior: dict[str, float] | None, prior_weight: float) -> list[float]:
+        """Per kept token, ``prior_weight * (Phi(text + token) - Phi(text))``: a potential
+        that telescopes to ``prior_weight * log prior(tag)`` over a whole tag."""
         if not log_prior:
-            return kept, [0.0] * len(kept)
+            return [0.0] * len(kept)
         phi_before = self._potential(ArrayText.parse(text), allowed, log_prior)
-        bias = [0.0 if tok == self.eos_id else
+        return [0.0 if tok == self.eos_id else
                 prior_weight * (self._potential(ArrayText.parse(text + self.token_strings[tok]), allowed, log_prior) - phi_before)
                 for tok in kept]
-        return kept, bias
 
     def _valid(self, a: ArrayText, allowed: frozenset[str], target: int | None, min_tags: int = 0) -> bool:
         names = [self.escaped.get(e) for e in a.items]

@@ -14,7 +14,8 @@ import inspect
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from itertools import chain
+from typing import Any, Sequence
 
 from engine.decision.constraint import ArrayText, TagConstraint
 from engine.decision.model import LoadedModel
@@ -29,6 +30,7 @@ class DecodeRequest:
     log_prior: dict[str, float] | None = None
     prior_weight: float = 0.0
     min_tags: int = 0  # the array may not close with fewer tags
+    suffix_ids: Sequence[int] | None = None  # the prompt suffix already tokenised (see ``prepare``)
 
 
 @dataclass
@@ -105,6 +107,10 @@ class ConstrainedDecoder:
         self.c = constraint
         self.max_new_tokens = max_new_tokens or constraint.max_answer_chars
         self.prefixes = prefixes or PrefixCache()
+        # Per answer state (text so far, allowed, target, min_tags): the choosable tokens
+        # and which tags they lead to. States recur across rows, steps and batches.
+        self._choosable: dict[tuple, tuple[list[int], Any] | None] = {}
+        self._reach: dict[tuple, tuple[int, list[int], dict[str, list[int]]] | None] = {}
 
     def decode(self, reqs: list[DecodeRequest]) -> list[DecodeResult]:
         """Answers in request order; requests that share a prompt prefix run together."""
@@ -123,17 +129,23 @@ class ConstrainedDecoder:
 
         tok, model = self.lm.tokenizer, self.lm.model
         device = self.lm.device
-        enc = [tok(s, add_special_tokens=False)["input_ids"] for s in suffixes]
+        enc = [r.suffix_ids if r.suffix_ids is not None else tok(s, add_special_tokens=False)["input_ids"]
+               for s, r in zip(suffixes, reqs)]
         pad = tok.pad_token_id
         width = max(len(e) for e in enc)
-        ids = torch.tensor([[pad] * (width - len(e)) + e for e in enc], device=device)
+        # Rows are left-padded: built with tensor ops, not as nested lists of ~1,000 ints each.
+        lengths = torch.tensor([len(e) for e in enc])
+        own = torch.arange(width)[None, :] >= (width - lengths)[:, None]
+        ids = torch.full((len(enc), width), pad, dtype=torch.long)
+        ids[own] = torch.tensor(list(chain.from_iterable(enc)), dtype=torch.long)  # row-major: each row's tokens in order
+        ids = ids.to(device)
         prefix_ids, past = self.prefixes.get(self.lm, prefix) if prefix else ([], None)
         if past is not None:
             # The prefix's KV cache (computed once, batch 1) is copied to every row;
             # rows are [prefix][padding][own tokens] and positions skip the padding.
             past = copy.deepcopy(past)
             past.batch_repeat_interleave(len(reqs))
-        mask = torch.tensor([[1] * len(prefix_ids) + [0] * (width - len(e)) + [1] * len(e) for e in enc], device=device)
+        mask = torch.cat([torch.ones((len(enc), len(prefix_ids)), dtype=torch.long), own.long()], dim=1).to(device)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, len(prefix_ids):]
         guides = [self.c.new_guide() for _ in reqs]
         texts = [""] * len(reqs)
@@ -145,26 +157,32 @@ class ConstrainedDecoder:
         with torch.inference_mode():
             for _ in range(self.max_new_tokens):
                 logits, past = forward(model, step_input, mask, step_pos, past)
-                logits = logits[:, -1, :].float().cpu()
-                next_ids = []
+                live, options = [], []
                 for i, r in enumerate(reqs):
                     if done[i]:
-                        next_ids.append(pad)
                         continue
-                    choice = self._choose(i, r, guides[i], texts[i], logits[i], steps[i])
-                    if choice is None:
-                        done[i] = True
-                        next_ids.append(pad)
+                    opt = self._options(texts[i], guides[i], r)
+                    if opt is None:
+                        done[i] = True  # the guide accepts only EOS: the array is complete
                         continue
-                    t, logp = choice
+                    live.append(i)
+                    options.append(opt)
+                if not live:
+                    break
+                picks = self._pick(logits[:, -1, :], live, options)
+                next_ids = [pad] * len(reqs)
+                for i, (key, choice), (t, logp, probs) in zip(live, options, picks):
+                    r = reqs[i]
+                    if probs is not None:
+                        self._record(key, texts[i], choice[0], probs, r.allowed, steps[i])
                     guides[i].advance(token_id=t, return_tokens=False)
-                    s = self.c.token_strings[t]
-                    texts[i] += s
+                    piece = self.c.token_strings[t]
+                    texts[i] += piece
                     token_logp[i].append(logp)
-                    token_text[i].append(s)
+                    token_text[i].append(piece)
                     if guides[i].is_finished() or ArrayText.parse(texts[i]).closed:
                         done[i] = True
-                    next_ids.append(t)
+                    next_ids[i] = t
                 if all(done):
                     break
                 step_input = torch.tensor(next_ids, device=device).unsqueeze(1)
@@ -172,35 +190,87 @@ class ConstrainedDecoder:
                 step_pos = step_pos[:, -1:] + 1
         return [self._result(texts[i], token_logp[i], token_text[i], steps[i]) for i in range(len(reqs))]
 
-    def _choose(self, i: int, r: DecodeRequest, guide: Any, text: str, logits: Any, steps: list[StepRecord]) -> tuple[int, float] | None:
+    def _options(self, text: str, guide: Any, r: DecodeRequest) -> tuple[tuple, tuple[list[int], Any, list[float] | None]] | None:
+        """The row's choosable tokens (EOS aside), as a list and a device tensor, and their
+        prior bias (None without a prior); None when only EOS is left."""
         import torch
 
-        allowed_ids = list(guide.get_tokens())
-        kept, bias = self.c.filter_tokens(text, allowed_ids, r.allowed, r.target, r.log_prior, r.prior_weight, r.min_tags)
-        kept_bias = [(t, b) for t, b in zip(kept, bias) if t != self.c.eos_id]
-        if not kept_bias:
-            return None  # the guide accepts only EOS: the array is complete
-        tids = torch.tensor([t for t, _ in kept_bias])
-        scores = logits[tids] + torch.tensor([b for _, b in kept_bias])
-        logp = torch.log_softmax(scores, dim=-1)
-        best = int(torch.argmax(logp))  # first maximum: deterministic tie-break by token order
-        self._record(text, kept_bias, logp, r.allowed, steps)
-        return kept_bias[best][0], float(logp[best])
+        key = (text, r.allowed, r.target, r.min_tags)
+        hit = self._choosable.get(key)
+        if hit is None:
+            kept = [t for t in self.c.kept_tokens(text, guide.get_tokens, r.allowed, r.target, r.min_tags) if t != self.c.eos_id]
+            hit = (kept, torch.tensor(kept, dtype=torch.long, device=self.lm.device)) if kept else None
+            if len(self._choosable) > 1 << 16:
+                self._choosable.clear()
+            self._choosable[key] = hit
+        if hit is None:
+            return None
+        bias = self.c.prior_bias(text, hit[0], r.allowed, r.log_prior, r.prior_weight) if r.log_prior else None
+        return key, (hit[0], hit[1], bias)
 
-    def _record(self, text: str, kept: list[tuple[int, float]], logp: Any, allowed: frozenset[str], steps: list[StepRecord]) -> None:
+    def _pick(self, logits: Any, live: list[int], options: list) -> list[tuple[int, float, list[float] | None]]:
+        """Greedy choice for every live row in one batched gather / log-softmax / argmax.
+
+        Rows' choosable tokens are padded to one width (padding scores -inf), so the
+        per-row host work is a memo lookup; only the [rows, width] scores leave the device.
+        Returns per row (token, its log-probability, probabilities of all its choosable
+        tokens where this step is recorded, else None).
+        """
+        import torch
+        from torch.nn.utils.rnn import pad_sequence
+
+        device = logits.device
+        tensors = [opt[1] for _, opt in options]
+        idx = pad_sequence(tensors, batch_first=True, padding_value=0)
+        width = idx.shape[1]
+        lengths = torch.tensor([len(opt[0]) for _, opt in options], device=device)
+        pad = torch.arange(width, device=device)[None, :] >= lengths[:, None]
+        rows = logits[torch.tensor(live, device=device)].float()
+        scores = rows.gather(1, idx).masked_fill(pad, float("-inf"))
+        if any(opt[2] is not None for _, opt in options):
+            bias = [(opt[2] or [0.0] * len(opt[0])) + [0.0] * (width - len(opt[0])) for _, opt in options]
+            scores = scores + torch.tensor(bias, device=device)
+        # argmax of the scores themselves (first maximum: ties go to token order), so
+        # the choice does not depend on the row's padding or on rounding in the softmax.
+        best = scores.argmax(-1)
+        logp = torch.log_softmax(scores, dim=-1).cpu()
+        out = []
+        for a, ((key, opt), b) in enumerate(zip(options, best.tolist())):
+            row = logp[a, :len(opt[0])]
+            probs = row.exp().tolist() if self._records(key) else None
+            out.append((opt[0][b], float(row[b]), probs))
+        return out
+
+    def _records(self, key: tuple) -> bool:
+        """Whether a step in this state begins a tag (or may stop): those are recorded."""
+        before = ArrayText.parse(key[0])
+        return before.partial in (None, "") and not before.closed
+
+    def _record(self, key: tuple, text: str, kept: list[int], probs: list[float], allowed: frozenset[str], steps: list[StepRecord]) -> None:
         """At the first token of each item, note how much mass leads to each tag and to stopping."""
+        reach = self._reach.get(key)
+        if reach is None:
+            reach = self._reach[key] = self._reaches(text, kept, allowed)
+        if reach is None:
+            return  # this token does not discriminate between tags
+        position, stop_at, by_tag = reach
+        stop = sum(probs[j] for j in stop_at)
+        mass = {n: sum(probs[j] for j in js) for n, js in by_tag.items()}
+        if mass or stop:
+            steps.append(StepRecord(position=position, tag_mass={k: round(v, 6) for k, v in sorted(mass.items(), key=lambda kv: -kv[1])}, stop=round(stop, 6)))
+
+    def _reaches(self, text: str, kept: list[int], allowed: frozenset[str]) -> tuple[int, list[int], dict[str, list[int]]] | None:
+        """Which kept tokens stop the array and which tags each leads to (a function of the
+        state, so memoised with it); None when the tokens do not discriminate."""
         before = ArrayText.parse(text)
-        if before.partial not in (None, "") or before.closed:
-            return  # inside a tag name: its choice was recorded where it began
-        mass: dict[str, float] = {}
-        stop = 0.0
         done = {self.c.escaped.get(e) for e in before.items}
-        probs = logp.exp().tolist()
+        stop_at: list[int] = []
+        by_tag: dict[str, list[int]] = {}
         reaches: set[tuple[str, ...]] = set()
-        for (t, _), p in zip(kept, probs):
+        for j, t in enumerate(kept):
             after = ArrayText.parse(text + self.c.token_strings[t])
             if after.closed and after.partial is None and len(after.items) == len(before.items):
-                stop += p
+                stop_at.append(j)
                 reaches.add(())
                 continue
             new = [self.c.escaped[e] for e in after.items[len(before.items):] if e in self.c.escaped]
@@ -208,11 +278,10 @@ class ConstrainedDecoder:
             reach = new[:1] if new else [n for n in self.c.consistent(after.partial or "", allowed) if n not in done]
             reaches.add(tuple(reach))
             for n in reach:
-                mass[n] = mass.get(n, 0.0) + p
+                by_tag.setdefault(n, []).append(j)
         if len(reaches) < 2:
-            return  # this token does not discriminate between tags
-        if mass or stop:
-            steps.append(StepRecord(position=len(before.items), tag_mass={k: round(v, 6) for k, v in sorted(mass.items(), key=lambda kv: -kv[1])}, stop=round(stop, 6)))
+            return None
+        return len(before.items), stop_at, by_tag
 
     def _result(self, text: str, logps: list[float], pieces: list[str], steps: list[StepRecord]) -> DecodeResult:
         arr = ArrayText.parse(text)

@@ -46,21 +46,33 @@ def answered_ids(path: str) -> set[str]:
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_init(pack_root: str | None, names: list[Any], policy: Any, max_tags: int) -> None:
+def _worker_init(pack_root: str | None, names: list[Any], policy: Any, max_tags: int,
+                 tokenizer: Any = None, excerpt_tokens: int = 0) -> None:
     from engine.api import Tagger
     from engine.taxonomy import Taxonomy
 
     _worker_adopt(Tagger(pack_root, mode="rules", policy=policy), Taxonomy.from_names(names), max_tags)
+    _WORKER.update(tokenizer=tokenizer, excerpt_tokens=excerpt_tokens)
 
 
 def _worker_adopt(tagger: Any, taxonomy: Any, max_tags: int) -> None:
     _WORKER.update(tagger=tagger, tax=taxonomy, max_tags=max_tags)
 
 
-def _worker_propose(rec: dict) -> tuple:
-    """Lexicon stage in a worker; the text travels back once, inside the document."""
-    (_, doc, cands), = _WORKER["tagger"].propose([rec], _WORKER["tax"])
-    return ({k: v for k, v in rec.items() if k != "text"}, doc, cands)
+def _worker_propose(rec: dict) -> Any:
+    """Lexicon stage in a worker, and the prompt built and tokenised here too: only the
+    candidates and the prompt travel back (the README does not)."""
+    from engine.api import Proposal
+    from engine.decision.prepare import prepare
+
+    (p,) = _WORKER["tagger"].propose([rec], _WORKER["tax"])
+    rest = {k: v for k, v in rec.items() if k != "text"}
+    tok = _WORKER.get("tokenizer")
+    if tok is None:
+        return Proposal(rest, p.doc, p.candidates)
+    tax, n = _WORKER["tax"], _WORKER["max_tags"]
+    ready = prepare(_WORKER["tagger"].policy, tok, p.doc, p.candidates, tax.names, n, _WORKER["excerpt_tokens"])
+    return Proposal(rest, None, p.candidates, ready)
 
 
 def _worker_tag(rec: dict) -> Any:
@@ -154,7 +166,8 @@ class BatchJob:
         if rules_only and "fork" in mp.get_all_start_methods():
             self.tagger.lexicon(self.taxonomy)  # compile before forking, once for all workers
             return mp.get_context("fork").Pool(self.workers, _worker_adopt, (self.tagger, self.taxonomy, self.max_tags))
-        init = (self.tagger.pack.root, [{"id": t.id, "name": t.name} for t in self.taxonomy], self.tagger.policy, self.max_tags)
+        init = (self.tagger.pack.root, [{"id": t.id, "name": t.name} for t in self.taxonomy], self.tagger.policy, self.max_tags,
+                None if rules_only else self.tagger.lm.tokenizer, self.tagger.excerpt_tokens)
         return mp.get_context("spawn").Pool(self.workers, _worker_init, init)
 
     def _emit(self, chunk: list, out: IO[str], stats: BatchStats, bar: Any, decided: bool) -> None:

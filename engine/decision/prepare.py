@@ -1,0 +1,36 @@
+"""An item made ready for the decoder: its plan, its prompt and the prompt's own token ids.
+
+Why a step of its own: cutting the README excerpt to a token budget, filling the chat
+template and tokenising the result cost about 2 ms per item, as much host time as the
+decoder's own. Done where the lexicon ran (the batch job's worker processes), it
+leaves the process that drives the model with nothing to do but decode.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from engine.decision.policy import DecisionPolicy, Plan
+from engine.decision.prompt import Prompt, build_prompt
+from engine.lexicon.readme import Document
+from engine.lexicon.types import Candidate
+
+
+@dataclass(frozen=True)
+class Prepared:
+    plan: Plan
+    prompt: Prompt
+    suffix_ids: tuple[int, ...]  # token ids of ``prompt.suffix`` (the prefix is tokenised once per batch)
+    max_tags: int
+
+
+def prepare(policy: DecisionPolicy, tokenizer: Any, doc: Document, cands: list[Candidate], names: list[str],
+            max_tags: int, budget: int) -> Prepared:
+    """Plan the decision for one item and build and tokenise its prompt."""
+    plan = policy.plan(cands, names, max_tags)
+    # With a prior (hybrid), the model sees the shortlist with its evidence; without
+    # one (llm), the whole tag list, which then belongs to the shared prefix.
+    shown = [c.tag for c in cands if c.tag in plan.allowed] if plan.log_prior else names
+    prompt = build_prompt(tokenizer, doc, shown, max_tags, budget, cands if plan.log_prior else None)
+    ids = tokenizer(prompt.suffix, add_special_tokens=False)["input_ids"]
+    return Prepared(plan, prompt, tuple(ids), max_tags)
