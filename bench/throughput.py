@@ -85,6 +85,7 @@ def main() -> None:
     ap.add_argument("--device", default=None)
     ap.add_argument("--outlines-batch", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=None, help="tagsmith batch size (default: chosen for the device)")
+    ap.add_argument("--overlap", type=int, default=None, help="tagsmith batches decoded at once (default: chosen for the device)")
     ap.add_argument("--mode", default="hybrid", choices=["hybrid", "llm"])
     ap.add_argument("--max-new-tokens", type=int, default=24)
     ap.add_argument("--skip", default="", help="comma list of a,b,c,d to skip")
@@ -144,12 +145,13 @@ def main() -> None:
         src.write_text("".join(json.dumps(r) + "\n" for r in records))
     cores = os.cpu_count() or 1
     if "c" not in skip:
-        tagger = Tagger(mode=args.mode, lm=lm, batch_size=args.batch_size)
+        tagger = Tagger(mode=args.mode, lm=lm, batch_size=args.batch_size, overlap=args.overlap)
         tagger.compiler.get(tax, 3)  # compile once, outside the timing, as a long job would
         # On a GPU, lexicon workers feed the model; on CPU the model needs the cores.
         workers = args.workers or (max(1, min(cores - 1, 8)) if cuda else 1)
         job = BatchJob(tagger, tax, workers=workers)
-        measure(f"(c) tagsmith batch {args.mode}@{tagger.batch_size}, {workers} worker{'s' if workers > 1 else ''}", lambda: job.run(str(src), str(dst)), len(records))
+        label = f"(c) tagsmith batch {args.mode}@{tagger.batch_size}x{tagger.overlap}, {workers} worker{'s' if workers > 1 else ''}"
+        measure(label, lambda: job.run(str(src), str(dst)), len(records))
     if "d" not in skip:
         rules = Tagger(mode="rules")
         rules.tag_many(records[:len(base)], taxonomy=tax)  # compile and warm once, as a long job would

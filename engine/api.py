@@ -73,6 +73,7 @@ class Tagger:
         device: str | None = None,
         excerpt_tokens: int = 256,
         batch_size: int | None = None,
+        overlap: int | None = None,
         policy: DecisionPolicy | None = None,
         lm: Any = None,
     ) -> None:
@@ -88,6 +89,8 @@ class Tagger:
         self._lm = lm
         self._compiler = None
         self._prefixes: Any = None  # KV caches of shared prompt prefixes, made on first use
+        self._decoders: dict[int, Any] = {}
+        self._overlap = overlap
         self._lexicons: dict[str, Lexicon] = {}
 
     @classmethod
@@ -110,6 +113,15 @@ class Tagger:
                 return 64  # no model: only how many answers are written at once
             return 64 if str(self.lm.device).startswith("cuda") else 8
         return self._batch_size
+
+    @property
+    def overlap(self) -> int:
+        """Batches decoded at once, each in its own thread: as given, else 2 on a GPU (one
+        batch's host work overlaps the other's device work) and 1 on CPU, where the
+        model's own threads already use the cores."""
+        if self._overlap is None:
+            return 2 if self.mode != "rules" and str(self.lm.device).startswith("cuda") else 1
+        return max(1, self._overlap)
 
     @property
     def lm(self) -> Any:
@@ -165,11 +177,23 @@ class Tagger:
         ready = [p if p.prepared is not None and p.prepared.max_tags == max_tags else self._prepared(p, tax, max_tags) for p in items]
         # Similar prompt lengths share a batch (less padding); answers go back in input order.
         order = sorted(range(len(ready)), key=lambda i: len(ready[i].prepared.suffix_ids))
+        batches = [order[s:s + self.batch_size] for s in range(0, len(order), self.batch_size)]
+
+        def run(idx: list[int]) -> list[TagResult]:
+            return self._decide([ready[i] for i in idx], tax, max_tags)
+
+        if self.overlap > 1 and len(batches) > 1:
+            # While one batch waits on the device, another does its host work (the GIL
+            # is released during device work). Batches are independent: same answers.
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(self.overlap) as pool:
+                outs = list(pool.map(run, batches))
+        else:
+            outs = [run(idx) for idx in batches]
         results: dict[int, TagResult] = {}
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            for i, res in zip(idx, self._decide([ready[i] for i in idx], tax, max_tags)):
-                results[i] = res
+        for idx, out in zip(batches, outs):
+            results.update(zip(idx, out))
         return [results[i] for i in range(len(ready))]
 
     def _prepared(self, p: Proposal, tax: Taxonomy, max_tags: int) -> Proposal:
@@ -185,7 +209,10 @@ class Tagger:
         constraint = self.compiler.get(tax, max_tags)
         if self._prefixes is None:
             self._prefixes = PrefixCache()
-        decoder = ConstrainedDecoder(self.lm, constraint, prefixes=self._prefixes)
+        # One decoder per constraint: its memos of answer states serve every batch.
+        decoder = self._decoders.get(id(constraint))
+        if decoder is None or decoder.c is not constraint:
+            decoder = self._decoders[id(constraint)] = ConstrainedDecoder(self.lm, constraint, prefixes=self._prefixes)
         reqs = []
         for p in chunk:
             plan, prompt = p.prepared.plan, p.prepared.prompt

@@ -34,7 +34,8 @@ def _tagger(args: argparse.Namespace) -> Any:
     from engine.api import Tagger
 
     mode = "rules" if getattr(args, "no_llm", False) else args.mode
-    return Tagger(args.rules, mode=mode, model=args.model, device=args.device, excerpt_tokens=args.excerpt_tokens, batch_size=args.batch_size)
+    return Tagger(args.rules, mode=mode, model=args.model, device=args.device, excerpt_tokens=args.excerpt_tokens, batch_size=args.batch_size,
+                  overlap=args.overlap)
 
 
 def _add_engine_opts(p: argparse.ArgumentParser) -> None:
@@ -45,6 +46,7 @@ def _add_engine_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rules", default=None, metavar="DIR", help="rule pack folder (default: the built-in pack)")
     p.add_argument("--excerpt-tokens", type=int, default=256, help="README tokens shown to the model")
     p.add_argument("--batch-size", type=int, default=None, help="items per model batch (default: 64 on GPU, 8 on CPU)")
+    p.add_argument("--overlap", type=int, default=None, help="batches decoded at once, one thread each (default: 2 on GPU, 1 on CPU)")
 
 
 def _request_from_args(args: argparse.Namespace) -> Any:

@@ -153,3 +153,32 @@ def test_rules_mode_is_valid_too():
     res = Tagger(mode="rules").tag("A command-line tool.", id="1", taxonomy=names, max_tags=1)
     assert res.tags == ["cli"]
     assert json.loads(res.to_json()) == {"id": "1", "tags": ["cli"]}
+
+
+def test_prompt_is_the_same_whatever_the_hash_seed():
+    """Same input, same bytes, in any process: nothing in the prompt may follow a set's
+    order (string hashing is seeded per process)."""
+    import subprocess
+    import sys
+
+    code = r'''
+from engine.decision.prompt import build_prompt
+from engine.lexicon import Lexicon, segment_readme
+from engine.rules import load_pack
+from engine.taxonomy import Taxonomy
+
+class CharTokenizer:  # one id per character: enough to cut the excerpt
+    chat_template = None
+    def __call__(self, text, add_special_tokens=False):
+        return {"input_ids": [ord(c) for c in text]}
+    def decode(self, ids):
+        return "".join(map(chr, ids))
+
+text = "# Kit\n\nA library, a package and a wrapper: Python bindings and a CLI tool for the terminal, a shell app.\n"
+tax = Taxonomy.from_names(["lib", "cli", "terminal"])
+cands = Lexicon(load_pack(), tax).propose(text)
+print(build_prompt(CharTokenizer(), segment_readme(text), [c.tag for c in cands], 3, 200, cands).text)
+'''
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**__import__("os").environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in range(4)}
+    assert len(outs) == 1 and "- lib: " in next(iter(outs))

@@ -54,8 +54,11 @@ def test_batch_and_single_answers_are_identical(real_lm, shared, taxonomy):
     rows = [{"id": r["id"], "text": r["text"]} for r in read_jsonl(shared / "dev.jsonl")[:6]]
     batched = Tagger(mode="hybrid", lm=real_lm, batch_size=6).tag_many(rows, taxonomy=taxonomy)
     single = Tagger(mode="hybrid", lm=real_lm, batch_size=1).tag_many(rows, taxonomy=taxonomy)
-    assert [r.to_json() for r in batched] == [r.to_json() for r in single]
+    # Three batches decoded in overlapping threads (the GPU default is two).
+    threaded = Tagger(mode="hybrid", lm=real_lm, batch_size=2, overlap=3).tag_many(rows, taxonomy=taxonomy)
+    assert [r.to_json() for r in batched] == [r.to_json() for r in single] == [r.to_json() for r in threaded]
     assert [r.explanation.decision["raw"] for r in batched] == [r.explanation.decision["raw"] for r in single]
+    assert [r.explanation.decision["raw"] for r in threaded] == [r.explanation.decision["raw"] for r in single]
 
 
 def test_batch_job_with_lexicon_workers_matches_in_process(real_lm, shared, taxonomy, tmp_path):

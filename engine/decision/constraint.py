@@ -217,5 +217,6 @@ class TagConstraint:
 
 
 def _logsumexp(xs: list[float]) -> float:
+    # fsum: exact whatever the order of ``xs`` (a set's order changes with the hash seed).
     m = max(xs)
-    return m + math.log(sum(math.exp(x - m) for x in xs))
+    return m + math.log(math.fsum(math.exp(x - m) for x in xs))

@@ -82,7 +82,8 @@ def build_prompt(
         by_tag = {c.tag: c for c in candidates}
         for name in allowed:
             c = by_tag.get(name)
-            words = sorted({e.text.lower() for e in (c.evidence if c else [])}, key=len)[:4]
+            # Shortest first, then alphabetical: a set's order changes with the process's hash seed.
+            words = sorted({e.text.lower() for e in (c.evidence if c else [])}, key=lambda w: (len(w), w))[:4]
             lines.append(f"- {name.strip()}: {', '.join(words) if words else 'no direct evidence'}")
     user = shared + _SPLIT + "\n".join(lines)
     if getattr(tokenizer, "chat_template", None):

@@ -139,9 +139,11 @@ class BatchJob:
             else:
                 items = (p for r in records for p in self.tagger.propose([r], self.taxonomy))
             chunk: list = []
+            # Enough proposals for every overlapped batch of the decoder at once.
+            per_emit = self.tagger.batch_size * (1 if rules_only else self.tagger.overlap)
             for item in items:
                 chunk.append(item)
-                if len(chunk) >= self.tagger.batch_size:
+                if len(chunk) >= per_emit:
                     self._emit(chunk, out, stats, bar, decided=rules_only)
             self._emit(chunk, out, stats, bar, decided=rules_only)
         finally:
