@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.errors import E_ENCODING, E_INPUT, E_OPTION, TagsmithError
+from engine.errors import E_ENCODING, E_INPUT, E_OPTION, E_WORKER, TagsmithError
 from engine.io.records import load_jsonl
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
@@ -112,7 +112,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
         _tagger(args), as_taxonomy(args.taxonomy), max_tags=args.max_tags or 3, max_chars=args.max_chars,
         workers=args.workers, explain_dir=args.explain_dir, progress=sys.stderr.isatty() and not args.quiet,
     )
-    stats = job.run(args.input, args.output, resume=args.resume, fmt=args.format, id_col=args.id_col, text_col=args.text_col)
+    try:
+        stats = job.run(args.input, args.output, resume=args.resume, fmt=args.format, id_col=args.id_col, text_col=args.text_col)
+    except TagsmithError as exc:
+        if exc.code != E_WORKER:
+            raise
+        print(f"tagsmith: {exc}", file=sys.stderr)  # not a usage error: the run stopped short
+        return EXIT_PARTIAL
     if not args.quiet:
         skipped = f", skipped {stats.skipped} already answered" if stats.skipped else ""
         print(f"tagged {stats.ok}, failed {stats.failed}{skipped}", file=sys.stderr)

@@ -47,3 +47,4 @@ E_DUPLICATE_TAG = "E201"  # the same tag twice in a tag list
 E_RULES = "E300"  # rule pack invalid
 E_MODEL = "E400"  # model cannot be found or loaded
 E_OPTION = "E500"  # bad command-line option combination
+E_WORKER = "E600"  # a batch worker process died mid-run (answers so far are kept; --resume finishes)

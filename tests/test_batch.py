@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 TAX = '[{"id":1,"name":"cli"},{"id":2,"name":"lib"},{"id":3,"name":"database"},{"id":4,"name":"game-engine "}]'
 TEXTS = ["A command-line tool to rename files.", "A tiny library for parsing dates.", "A distributed SQL database.",
@@ -78,4 +80,45 @@ def test_sigkill_then_resume_loses_nothing(tmp_path):
     lines = out.read_text().splitlines()
     ids = [json.loads(l)["id"] for l in lines]  # every line is valid JSON
     assert kills >= 1
+    assert sorted(ids) == sorted(f"id{i}" for i in range(n)) and len(ids) == len(set(ids))
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = open(f"/proc/{d}/stat").read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(d))
+    return kids
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the workers through /proc")
+def test_a_dead_worker_stops_the_run_loudly_and_resume_finishes(tmp_path):
+    """A worker killed mid-run (as the OOM killer would) must not hang the job: it stops
+    with E600 and exit 1, keeps what it wrote, and --resume answers the rest."""
+    (tmp_path / "t.json").write_text(TAX)
+    src = tmp_path / "in.jsonl"
+    n = 3000
+    src.write_text("".join(json.dumps({"id": f"id{i}", "text": TEXTS[i % 4] + " filler words." * 200}) + "\n" for i in range(n)))
+    out = tmp_path / "out.jsonl"
+    args = [sys.executable, "-m", "engine.cli", "batch", str(src), "-o", str(out), "--taxonomy", str(tmp_path / "t.json"),
+            "--no-llm", "--workers", "2", "--quiet"]
+    p = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (out.exists() and out.stat().st_size > 0):
+        time.sleep(0.2)
+    workers = [k for k in _children(p.pid) if b"resource_tracker" not in Path(f"/proc/{k}/cmdline").read_bytes()]
+    assert p.poll() is None and workers, "the run ended before a worker could be killed"
+    os.kill(workers[-1], signal.SIGKILL)
+    _, err = p.communicate(timeout=120)  # a hang fails here
+    assert p.returncode == 1 and "[E600]" in err, err
+    first = [json.loads(l)["id"] for l in out.read_text().splitlines()]
+    assert 0 < len(first) < n
+    final = subprocess.run(args + ["--resume"], cwd=ROOT, capture_output=True)
+    assert final.returncode == 0, final.stderr
+    ids = [json.loads(l)["id"] for l in out.read_text().splitlines()]
     assert sorted(ids) == sorted(f"id{i}" for i in range(n)) and len(ids) == len(set(ids))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 from engine.io.records import Record, read_records
+from engine.io.workers import WorkerPool
 
 
 @dataclass
@@ -133,7 +134,7 @@ class BatchJob:
                 import multiprocessing as mp
 
                 pool = self._pool(mp, rules_only)
-                items = pool.imap(_worker_tag if rules_only else _worker_propose, records, chunksize=8)
+                items = pool.map(_worker_tag if rules_only else _worker_propose, records)
             elif rules_only:
                 items = (res for r in records for res in self.tagger.tag_many([r], self.taxonomy, self.max_tags))
             else:
@@ -148,7 +149,7 @@ class BatchJob:
             self._emit(chunk, out, stats, bar, decided=rules_only)
         finally:
             if pool is not None:
-                pool.terminate()
+                pool.close()
             if bar is not None:
                 bar.close()
             if out is not sys.stdout:
@@ -157,7 +158,7 @@ class BatchJob:
                 errors.close()
         return stats
 
-    def _pool(self, mp: Any, rules_only: bool) -> Any:
+    def _pool(self, mp: Any, rules_only: bool) -> WorkerPool:
         """Worker processes for the lexicon stage.
 
         Rules mode forks: workers inherit the compiled lexicon and start at once
@@ -167,10 +168,10 @@ class BatchJob:
         """
         if rules_only and "fork" in mp.get_all_start_methods():
             self.tagger.lexicon(self.taxonomy)  # compile before forking, once for all workers
-            return mp.get_context("fork").Pool(self.workers, _worker_adopt, (self.tagger, self.taxonomy, self.max_tags))
+            return WorkerPool(self.workers, mp.get_context("fork"), _worker_adopt, (self.tagger, self.taxonomy, self.max_tags))
         init = (self.tagger.pack.root, [{"id": t.id, "name": t.name} for t in self.taxonomy], self.tagger.policy, self.max_tags,
                 None if rules_only else self.tagger.lm.tokenizer, self.tagger.excerpt_tokens)
-        return mp.get_context("spawn").Pool(self.workers, _worker_init, init)
+        return WorkerPool(self.workers, mp.get_context("spawn"), _worker_init, init)
 
     def _emit(self, chunk: list, out: IO[str], stats: BatchStats, bar: Any, decided: bool) -> None:
         """Write a chunk of answers (``decided``) or of proposals still to decide."""
