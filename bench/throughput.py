@@ -6,11 +6,14 @@ In one process and on the same records it measures
   (b) Outlines' own ``Generator.batch`` on the same prompts;
   (c) ``tagsmith batch`` (lexicon workers + constrained batched decoder, ``--mode``);
   (d) tagsmith rules-only, in one process and as ``tagsmith batch`` with a worker per core;
+  (e) tagsmith's decode loop alone, on proposals prepared beforehand (the model
+      process's ceiling when lexicon workers keep up);
 and prints items/s, the ratio to (a) and (b), peak RSS and peak GPU memory.
 
     python bench/throughput.py --items 1000                       # embedded SmolLM2-135M
     python bench/throughput.py --items 1000 --random-init qwen2.5-1.5b
-    python bench/throughput.py --items 200 --random-init tiny-2l --skip a,b,d   # host-side ceiling
+    python bench/throughput.py --items 1000 --random-init smollm2-135m --tokenizer tokenizer   # GPU host, no GGUF
+    python bench/throughput.py --items 1000 --random-init tiny-2l --skip a,b,c,d   # host-side ceiling
     python bench/throughput.py --items 24 --outlines-batch 8      # a CPU-sized run
 """
 from __future__ import annotations
@@ -33,6 +36,10 @@ RANDOM_CONFIGS = {
     "tiny-2l": dict(model_type="llama", hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
                     num_key_value_heads=1, vocab_size=49152, max_position_embeddings=8192),
     # Shapes of the public Qwen2.5 configs; weights are random (same compute as trained).
+    # The embedded SmolLM2-135M's shape: the 135M figures on a host without its GGUF.
+    "smollm2-135m": dict(model_type="llama", hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                         num_attention_heads=9, num_key_value_heads=3, vocab_size=49152, max_position_embeddings=8192,
+                         rope_theta=100000.0, tie_word_embeddings=True, rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2, pad_token_id=2),
     "qwen2.5-0.5b": dict(model_type="qwen2", hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
                          num_attention_heads=14, num_key_value_heads=2, vocab_size=151936, max_position_embeddings=32768,
                          rope_theta=1000000.0, tie_word_embeddings=True, rms_norm_eps=1e-6),
@@ -49,9 +56,19 @@ def peak_rss_mib() -> float:
 def load(args):
     import torch
 
-    from engine.decision.model import LoadedModel, load_model
+    from engine.decision.model import LoadedModel, _pick_device, load_model
 
-    base = load_model(args.model, args.device)
+    if args.tokenizer and args.random_init:
+        # Random weights need only the tokenizer: no 94 MiB GGUF to carry to the host.
+        from transformers import AutoTokenizer
+
+        device, dtype = _pick_device(args.device)
+        tok = AutoTokenizer.from_pretrained(args.tokenizer)
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token
+        base = LoadedModel(None, tok, "tokenizer-only", device, str(dtype).removeprefix("torch."))
+    else:
+        base = load_model(args.model, args.device)
     if not args.random_init:
         return base
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -81,14 +98,16 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=1000, help="records (the data repeated to this many)")
     ap.add_argument("--naive-items", type=int, default=None, help="items for the naive loop (default: min(items, 32))")
     ap.add_argument("--model", default=None)
-    ap.add_argument("--random-init", default=None, help="qwen2.5-0.5b, qwen2.5-1.5b, tiny-2l or a config.json")
+    ap.add_argument("--random-init", default=None, help="smollm2-135m, qwen2.5-0.5b, qwen2.5-1.5b, tiny-2l or a config.json")
+    ap.add_argument("--tokenizer", default=None, help="with --random-init: a tokenizer folder (the bundle's tokenizer/), "
+                    "so the embedded model need not be installed")
     ap.add_argument("--device", default=None)
     ap.add_argument("--outlines-batch", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=None, help="tagsmith batch size (default: chosen for the device)")
     ap.add_argument("--overlap", type=int, default=None, help="tagsmith batches decoded at once (default: chosen for the device)")
     ap.add_argument("--mode", default="hybrid", choices=["hybrid", "llm"])
     ap.add_argument("--max-new-tokens", type=int, default=24)
-    ap.add_argument("--skip", default="", help="comma list of a,b,c,d to skip")
+    ap.add_argument("--skip", default="", help="comma list of a,b,c,d,e to skip")
     ap.add_argument("--workers", type=int, default=None,
                     help="lexicon workers (default: rules-only all cores; with a model, cores-1 up to 8 on GPU, none on CPU)")
     args = ap.parse_args()
@@ -152,6 +171,14 @@ def main() -> None:
         job = BatchJob(tagger, tax, workers=workers)
         label = f"(c) tagsmith batch {args.mode}@{tagger.batch_size}x{tagger.overlap}, {workers} worker{'s' if workers > 1 else ''}"
         measure(label, lambda: job.run(str(src), str(dst)), len(records))
+    if "e" not in skip:
+        # The decode loop alone, on proposals prepared beforehand (as lexicon workers
+        # deliver them): the model process's own ceiling, whatever the lexicon's speed.
+        tagger = Tagger(mode=args.mode, lm=lm, batch_size=args.batch_size, overlap=args.overlap)
+        distinct = tagger.prepare(tagger.propose(records[:len(base)], tax), tax)
+        ready = [distinct[i % len(distinct)] for i in range(len(records))]
+        tagger.decide(ready[:tagger.batch_size], tax)  # compile and prefill the prefix once, as a long job would
+        measure(f"(e) tagsmith decide only {args.mode}@{tagger.batch_size}x{tagger.overlap}", lambda: tagger.decide(ready, tax), len(records))
     if "d" not in skip:
         rules = Tagger(mode="rules")
         rules.tag_many(records[:len(base)], taxonomy=tax)  # compile and warm once, as a long job would

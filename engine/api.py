@@ -196,8 +196,13 @@ class Tagger:
             results.update(zip(idx, out))
         return [results[i] for i in range(len(ready))]
 
+    def prepare(self, items: list[Proposal], taxonomy: Any, max_tags: int = 3) -> list[Proposal]:
+        """Proposals with their plan and tokenised prompt, ready for ``decide`` (batch
+        workers make these themselves, so the process with the model only decodes)."""
+        tax = as_taxonomy(taxonomy)
+        return [self._prepared(p, tax, max_tags) for p in items]
+
     def _prepared(self, p: Proposal, tax: Taxonomy, max_tags: int) -> Proposal:
-        """The proposal with its plan and tokenised prompt (batch workers make these themselves)."""
         if p.doc is None:
             raise TagsmithError(E_OPTION, f"record {p.record.get('id')!r} was prepared for {p.prepared.max_tags} tags, not {max_tags}")
         ready = prepare(self.policy, self.lm.tokenizer, p.doc, p.candidates, tax.names, max_tags, self.excerpt_tokens)

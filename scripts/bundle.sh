@@ -6,10 +6,11 @@
 #   scripts/bundle.sh [OUT_DIR]            # PYVER=3.12 PLATFORM=manylinux_2_28_x86_64 by default
 #
 # On the host:
-#   tar xJf tagsmith-offline-py3.12.tar.xz          # -> site/
+#   tar xJf tagsmith-offline-py3.12.tar.xz          # -> site/ and tokenizer/
 #   export PYTHONPATH=$PWD/site
 # (or install the wheels in dist/wheels: pip install --no-index --no-deps wheels/*.whl)
 #   python3 -m engine.cli tag request.txt --model /path/to/SmolLM2-135M-Instruct.Q4_1.gguf
+#   python3 bench/throughput.py --items 1000 --random-init smollm2-135m --tokenizer tokenizer   # from a checkout
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYVER="${PYVER:-3.12}"
@@ -25,9 +26,11 @@ import re
 from importlib.metadata import distribution, PackageNotFoundError
 roots = ["spacy", "spacy-lookups-data", "rapidfuzz", "outlines", "outlines-core", "gguf", "pydantic",
          "jsonschema", "accelerate", "pyyaml", "tqdm"]
+# What torch and transformers 5 themselves install. Not requests (transformers 5 no
+# longer needs it, spaCy does) nor psutil (accelerate needs it): those travel.
 host = re.compile(r"^(torch|nvidia-.*|triton|transformers|tokenizers|huggingface-hub|safetensors|numpy|sympy|mpmath|"
-                  r"networkx|jinja2|markupsafe|filelock|fsspec|typing-extensions|packaging|requests|urllib3|certifi|"
-                  r"idna|charset-normalizer|regex|setuptools|hf-xet|cuda-.*|psutil|pip|wheel)$")
+                  r"networkx|jinja2|markupsafe|filelock|fsspec|typing-extensions|packaging|"
+                  r"regex|setuptools|hf-xet|cuda-.*|pip|wheel)$")
 norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()
 seen, todo = {}, list(roots)
 while todo:
@@ -90,6 +93,16 @@ rm -rf "$SITE"
 # neither is needed to run.
 find "$SITE" -name '*.so' -exec strip --strip-unneeded {} + 2>/dev/null || true
 find "$SITE" \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.cpp' -o -name '*.c' -o -name '*.h' \) -delete
+# The embedded model's tokenizer (3 MiB, 1 compressed): benchmark runs with random
+# weights (bench/throughput.py --random-init ... --tokenizer tokenizer) need no GGUF.
+rm -rf "$OUT/tokenizer"
+"${PY[@]}" - "$OUT/tokenizer" <<'PY'
+import sys
+from transformers import AutoTokenizer
+from engine.decision.model import embedded_gguf
+gguf = embedded_gguf()
+AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(sys.argv[1])
+PY
 TAR="$OUT/tagsmith-offline-py$PYVER.tar.xz"
-tar cJf "$TAR" -C "$OUT" site
+tar cJf "$TAR" -C "$OUT" site tokenizer
 echo "bundle: $TAR ($(du -m "$TAR" | cut -f1) MiB), $(ls "$WHL" | wc -l) wheels"
