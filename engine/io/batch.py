@@ -56,8 +56,8 @@ def _worker_init(pack_root: str | None, names: list[Any], policy: Any, max_tags:
     _WORKER.update(tokenizer=tokenizer, excerpt_tokens=excerpt_tokens)
 
 
-def _worker_adopt(tagger: Any, taxonomy: Any, max_tags: int) -> None:
-    _WORKER.update(tagger=tagger, tax=taxonomy, max_tags=max_tags)
+def _worker_adopt(tagger: Any, taxonomy: Any, max_tags: int, explain: bool = True) -> None:
+    _WORKER.update(tagger=tagger, tax=taxonomy, max_tags=max_tags, explain=explain)
 
 
 def _worker_propose(rec: dict) -> Any:
@@ -77,8 +77,10 @@ def _worker_propose(rec: dict) -> Any:
 
 
 def _worker_tag(rec: dict) -> Any:
-    """Rules mode needs no model: the worker answers outright and only the answer travels."""
-    return _WORKER["tagger"].tag_many([rec], _WORKER["tax"], _WORKER["max_tags"])[0]
+    """Rules mode needs no model: the worker answers outright and only the answer travels
+    (with its explanation only when the job writes explanations)."""
+    res = _WORKER["tagger"].tag_many([rec], _WORKER["tax"], _WORKER["max_tags"])[0]
+    return res if _WORKER["explain"] else (res.id, res.tags)
 
 
 class BatchJob:
@@ -168,7 +170,8 @@ class BatchJob:
         """
         if rules_only and "fork" in mp.get_all_start_methods():
             self.tagger.lexicon(self.taxonomy)  # compile before forking, once for all workers
-            return WorkerPool(self.workers, mp.get_context("fork"), _worker_adopt, (self.tagger, self.taxonomy, self.max_tags))
+            return WorkerPool(self.workers, mp.get_context("fork"), _worker_adopt,
+                              (self.tagger, self.taxonomy, self.max_tags, self.explain_dir is not None))
         init = (self.tagger.pack.root, [{"id": t.id, "name": t.name} for t in self.taxonomy], self.tagger.policy, self.max_tags,
                 None if rules_only else self.tagger.lm.tokenizer, self.tagger.excerpt_tokens)
         return WorkerPool(self.workers, mp.get_context("spawn"), _worker_init, init)
@@ -178,7 +181,9 @@ class BatchJob:
         if not chunk:
             return
         results = list(chunk) if decided else self.tagger.decide(chunk, self.taxonomy, self.max_tags)
-        lines = "".join(json.dumps({"id": r.id, "tags": r.tags}, ensure_ascii=False, separators=(",", ":")) + "\n" for r in results)
+        # Workers answer with bare (id, tags) pairs when no explanation is written.
+        answers = [r if isinstance(r, tuple) else (r.id, r.tags) for r in results]
+        lines = "".join(json.dumps({"id": i, "tags": t}, ensure_ascii=False, separators=(",", ":")) + "\n" for i, t in answers)
         out.write(lines)
         out.flush()
         if self.explain_dir:
