@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from string import Template
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from engine.taxonomy import Taxonomy
 
@@ -110,7 +110,6 @@ class TagConstraint:
         self.eos_id = eos_id
         self._consistent: dict[tuple[str, frozenset[str]], list[str]] = {}
         self._by_prefix: dict[str, list[str]] = {}
-        self._kept: dict[tuple[str, frozenset[str], int | None, int], list[int]] = {}
         # Every token adds at least one character, so the longest valid answer in
         # characters bounds the number of decoding steps whatever tokens the model
         # picks (a model may spell a name in many small tokens).
@@ -137,43 +136,16 @@ class TagConstraint:
             self._consistent[key] = hit
         return hit
 
-    def filter_tokens(
-        self,
-        text: str,
-        candidates: list[int],
-        allowed: frozenset[str],
-        target: int | None,
-        log_prior: dict[str, float] | None,
-        prior_weight: float,
-        min_tags: int = 0,
-    ) -> tuple[list[int], list[float]]:
-        """Keep the Outlines-allowed tokens that respect distinctness, ``allowed`` and ``target``.
-
-        Returns the kept token ids and, for each, an additive logit bias from the prior
-        (see ``prior_bias``).
-        """
-        kept = self.kept_tokens(text, lambda: candidates, allowed, target, min_tags)
-        return kept, self.prior_bias(text, kept, allowed, log_prior, prior_weight)
-
-    def kept_tokens(self, text: str, candidates: Callable[[], Iterable[int]], allowed: frozenset[str],
+    def kept_tokens(self, text: str, candidates: Iterable[int], allowed: frozenset[str],
                     target: int | None, min_tags: int = 0) -> list[int]:
-        """The tokens of ``candidates()`` (the guide's, for the answer ``text`` so far) that
-        respect distinctness, ``allowed`` and ``target``.
+        """The tokens of ``candidates`` (the guide's, for the answer ``text`` so far) that
+        keep every tag distinct and inside ``allowed`` and the count within ``target``.
 
-        The guide's candidates are a function of the text, so which of them survive is a
-        function of (text, allowed, target, min_tags): rows and items that reach the same
-        state with the same allowed set (every row in llm mode) share the work, and on a
-        hit the guide is not even asked.
+        A function of (text, allowed, target, min_tags) alone, since the guide's
+        candidates are a function of the text: the decoder memoises it per state.
         """
-        key = (text, allowed, target, min_tags)
-        kept = self._kept.get(key)
-        if kept is None:
-            kept = [tok for tok in candidates()
-                    if tok == self.eos_id or self._valid(ArrayText.parse(text + self.token_strings[tok]), allowed, target, min_tags)]
-            if len(self._kept) > 1 << 16:
-                self._kept.clear()
-            self._kept[key] = kept
-        return kept
+        return [tok for tok in candidates
+                if tok == self.eos_id or self._valid(ArrayText.parse(text + self.token_strings[tok]), allowed, target, min_tags)]
 
     def prior_bias(self, text: str, kept: list[int], allowed: frozenset[str],
                    log_prior: dict[str, float] | None, prior_weight: float) -> list[float]:

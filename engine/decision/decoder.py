@@ -4,8 +4,9 @@ Outlines' own generator pays Python and generate() overhead per token and per
 sequence; here one forward pass per step serves the whole batch, prompts are
 prefilled once with only the last position's logits computed, and the per-row mask
 comes from the compiled Outlines index (``outlines_core.Guide``) narrowed by
-``TagConstraint.filter_tokens``. Greedy decoding makes the answer a function of the
-input bytes and the model: the same input gives the same bytes.
+``TagConstraint.kept_tokens``; one batched gather / argmax picks for every row.
+Greedy decoding makes the answer a function of the input bytes and the model: the
+same input gives the same bytes.
 """
 from __future__ import annotations
 
@@ -198,7 +199,8 @@ class ConstrainedDecoder:
         key = (text, r.allowed, r.target, r.min_tags)
         hit = self._choosable.get(key)
         if hit is None:
-            kept = [t for t in self.c.kept_tokens(text, guide.get_tokens, r.allowed, r.target, r.min_tags) if t != self.c.eos_id]
+            # The guide is asked only here, on a state not seen before.
+            kept = [t for t in self.c.kept_tokens(text, guide.get_tokens(), r.allowed, r.target, r.min_tags) if t != self.c.eos_id]
             hit = (kept, torch.tensor(kept, dtype=torch.long, device=self.lm.device)) if kept else None
             if len(self._choosable) > 1 << 16:
                 self._choosable.clear()
