@@ -89,7 +89,7 @@ class Tagger:
         self._lm = lm
         self._compiler = None
         self._prefixes: Any = None  # KV caches of shared prompt prefixes, made on first use
-        self._decoders: dict[int, Any] = {}
+        self._decoders: dict[Any, Any] = {}  # per TagConstraint (hashed by identity)
         self._overlap = overlap
         self._lexicons: dict[str, Lexicon] = {}
 
@@ -215,9 +215,9 @@ class Tagger:
         if self._prefixes is None:
             self._prefixes = PrefixCache()
         # One decoder per constraint: its memos of answer states serve every batch.
-        decoder = self._decoders.get(id(constraint))
-        if decoder is None or decoder.c is not constraint:
-            decoder = self._decoders[id(constraint)] = ConstrainedDecoder(self.lm, constraint, prefixes=self._prefixes)
+        decoder = self._decoders.get(constraint)
+        if decoder is None:
+            decoder = self._decoders[constraint] = ConstrainedDecoder(self.lm, constraint, prefixes=self._prefixes)
         reqs = []
         for p in chunk:
             plan, prompt = p.prepared.plan, p.prepared.prompt

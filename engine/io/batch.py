@@ -67,13 +67,9 @@ def _worker_propose(rec: dict) -> Any:
     from engine.decision.prepare import prepare
 
     (p,) = _WORKER["tagger"].propose([rec], _WORKER["tax"])
-    rest = {k: v for k, v in rec.items() if k != "text"}
-    tok = _WORKER.get("tokenizer")
-    if tok is None:
-        return Proposal(rest, p.doc, p.candidates)
     tax, n = _WORKER["tax"], _WORKER["max_tags"]
-    ready = prepare(_WORKER["tagger"].policy, tok, p.doc, p.candidates, tax.names, n, _WORKER["excerpt_tokens"])
-    return Proposal(rest, None, p.candidates, ready)
+    ready = prepare(_WORKER["tagger"].policy, _WORKER["tokenizer"], p.doc, p.candidates, tax.names, n, _WORKER["excerpt_tokens"])
+    return Proposal({k: v for k, v in rec.items() if k != "text"}, None, p.candidates, ready)
 
 
 def _worker_tag(rec: dict) -> Any:
