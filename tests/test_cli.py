@@ -28,6 +28,19 @@ def test_tag_stdin_rules_mode():
     assert r.stdout.decode() == '{"id":"7","tags":["cli"]}\n'
 
 
+def test_rules_mode_starts_without_torch_and_torch_still_loads_after(tmp_path):
+    """thinc probes for torch when spaCy is imported (2.3 s of start-up); rules mode
+    never needs torch, and a later ``import torch`` (the decision stage) still works."""
+    (tmp_path / "d.txt").write_text("A command-line tool to rename files.")
+    (tmp_path / "t.json").write_text(TAX)
+    code = ("import sys; from engine.cli import main; "
+            f"main(['tag', '--text', {str(tmp_path / 'd.txt')!r}, '--taxonomy', {str(tmp_path / 't.json')!r}, '--no-llm']); "
+            "print('torch' in sys.modules); import torch; print(int(torch.ones(2).sum()))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=Path(__file__).parents[1])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().splitlines() == ['{"id":null,"tags":["cli"]}', "False", "2"]
+
+
 def test_tag_text_mode(tmp_path):
     (tmp_path / "d.txt").write_text("A header-only C++ library for parsing URLs.")
     (tmp_path / "t.json").write_text(TAX)
