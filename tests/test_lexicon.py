@@ -127,3 +127,54 @@ def test_required_literals_never_skip_a_match():
                     checked += 1
                     assert may_match(literals, text), (term.pattern, text)
     assert checked >= 5
+
+
+def _spans(rx, text):
+    return [m.span() for m in rx.finditer(text)] if rx is not None else []
+
+
+def test_alternatives_whose_words_are_absent_are_left_out():
+    import re
+
+    from engine.lexicon.prefilter import Prefiltered
+
+    top = Prefiltered(r"<dependency>|\bimplementation\s*\(|^\s*use\s+\w+", re.MULTILINE)
+    assert top.for_text("  use serde;").pattern == r"^\s*use\s+\w+"
+    assert top.for_text("nothing here") is None
+    nested = Prefiltered(r"(?:^|\s)(?:brew|cargo|npm\s+i)\s+install(?!\s+--cask|\s+-g)\b", re.MULTILINE)
+    assert nested.for_text("run cargo install x").pattern == r"(?:^|\s)(?:cargo)\s+install(?!(?!))\b"
+    # A negative lookahead whose options are all absent still lets everything through.
+    for text in ("run cargo install x", "brew install --cask y; npm i install -g", "cargo install\nbrew install -g"):
+        assert _spans(nested.for_text(text), text) == _spans(nested.regex, text)
+    # What cannot be cut safely is prefiltered as a whole only.
+    for pattern, text in ((r"(a|b)c\1", "aca"), (r"(?i:ab|cd)x", "ABx"), (r"(?P<w>ab|cd)-(?P=w)", "ab-ab")):
+        pre = Prefiltered(pattern)
+        assert pre.for_text(text) is pre.regex and _spans(pre.regex, text)
+    assert Prefiltered(r"(?i)ab|cd").for_text("AB").pattern == r"(?i)ab|cd"
+
+
+def test_cut_regexes_find_what_the_whole_regexes_find(shared):
+    """Exactly the same matches, for every default-pack regex (``{name}`` ones too), on
+    every rule example and every dev README."""
+    import json
+    import re
+
+    from engine.lexicon.matchers import lowered_pattern, project_names
+    from engine.lexicon.nlp import lower_same_length
+    from engine.lexicon.prefilter import Prefiltered
+
+    pack = load_pack()
+    texts = [README] + [t for r in pack.rules.values() for t in r.examples.match + r.examples.no_match]
+    texts += [json.loads(line)["text"] for line in (shared / "dev.jsonl").read_text(encoding="utf-8").splitlines()]
+    patterns = [lowered_pattern(t.pattern) for r in pack.rules.values() for t in r.regexes]
+    fixed = [Prefiltered(p, re.MULTILINE) for p in patterns if "{name}" not in p]
+    cut = matched = 0
+    for text in map(lower_same_length, texts):
+        names = "(?:" + "|".join(map(re.escape, project_names(segment_readme(text).title) or ["x"])) + ")"
+        named = [Prefiltered(p.replace("{name}", names), re.MULTILINE) for p in patterns if "{name}" in p]
+        for pre in fixed + named:
+            rx = pre.for_text(text)
+            assert _spans(rx, text) == _spans(pre.regex, text), (pre.pattern, text[:80])
+            cut += rx is not None and rx is not pre.regex
+            matched += bool(_spans(rx, text))
+    assert cut >= 100 and matched >= 100

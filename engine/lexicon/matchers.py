@@ -12,7 +12,7 @@ from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc
 
 from engine.lexicon.nlp import get_nlp, lower_same_length, span_offsets
-from engine.lexicon.prefilter import Literals, may_match, required_literals
+from engine.lexicon.prefilter import Occurrences, Prefiltered
 from engine.rules import RulePack, TagRule
 from engine.rules.schema import Term
 from engine.taxonomy import Tag, Taxonomy
@@ -56,9 +56,9 @@ class CompiledRules:
         self.surface = PhraseMatcher(nlp.vocab, attr="LOWER")
         self.negatives = PhraseMatcher(nlp.vocab, attr="LEMMA")
         self.tokens = Matcher(nlp.vocab)
-        self.regexes: list[tuple[re.Pattern[str], TermInfo, Literals]] = []
+        self.regexes: list[tuple[Prefiltered, TermInfo]] = []
         self.name_regexes: list[tuple[str, TermInfo]] = []  # lowered templates with {name}
-        self._for_names: dict[tuple[str, ...], list[tuple[re.Pattern[str], TermInfo, Literals]]] = {}
+        self._for_names: dict[tuple[str, ...], list[tuple[Prefiltered, TermInfo]]] = {}
         self.terms: dict[str, TermInfo] = {}
         self.rules: dict[str, TagRule] = {}
         self.fuzzy_vocab: list[tuple[str, TermInfo]] = []
@@ -103,7 +103,7 @@ class CompiledRules:
             if "{name}" in r.pattern:
                 self.name_regexes.append((lowered_pattern(r.pattern), info))
             else:
-                self.regexes.append(_compiled(lowered_pattern(r.pattern), info))
+                self.regexes.append((Prefiltered(lowered_pattern(r.pattern), re.MULTILINE), info))
         for i, neg in enumerate(rule.negatives):
             self.negatives.add(self._id(tag, "neg", i), [self.nlp(lower_same_length(neg))])
             self.terms[self._id(tag, "neg", i)] = TermInfo(tag.name, "negative", neg, 0.0, None)
@@ -122,13 +122,17 @@ class CompiledRules:
         matches = dict.fromkeys([*self.phrases(doc), *self.surface(doc), *(self.tokens(doc) if len(self.tokens) else ())])
         for mid, s, e in matches:
             hits.append(Hit(self.terms[strings[mid]], *span_offsets(doc, s, e)))
-        regexes = list(self.regexes)
+        regexes = self.regexes
         if project_names and self.name_regexes:
-            regexes += self._name_regexes(tuple(project_names))
+            regexes = regexes + self._name_regexes(tuple(project_names))
+        # A regex whose words are absent is skipped; one whose alternatives need absent
+        # words scans without them. Each word is searched for once per text.
+        found = Occurrences(text)
         runs: dict[frozenset[str], list[tuple[int, int]]] = {}
-        for rx, info, literals in regexes:
-            if not may_match(literals, text):
-                continue  # a word every match needs is absent: the scan would find nothing
+        for pre, info in regexes:
+            rx = pre.for_text(text, found)
+            if rx is None:
+                continue
             if info.where is None or sections is None:
                 stretches = [(0, len(text))]
             elif info.where not in runs:
@@ -142,20 +146,16 @@ class CompiledRules:
         negs = [Hit(self.terms[strings[mid]], *span_offsets(doc, s, e)) for mid, s, e in self.negatives(doc)]
         return hits, negs
 
-    def _name_regexes(self, names: tuple[str, ...]) -> list[tuple[re.Pattern[str], TermInfo, Literals]]:
+    def _name_regexes(self, names: tuple[str, ...]) -> list[tuple[Prefiltered, TermInfo]]:
         """``{name}`` templates compiled for one project's names (once per name set)."""
         hit = self._for_names.get(names)
         if hit is None:
             alt = "(?:" + "|".join(re.escape(n.lower()) for n in names) + ")"
-            hit = [_compiled(t.replace("{name}", alt), i) for t, i in self.name_regexes]
+            hit = [(Prefiltered(t.replace("{name}", alt), re.MULTILINE), i) for t, i in self.name_regexes]
             if len(self._for_names) >= 4096:
                 self._for_names.clear()
             self._for_names[names] = hit
         return hit
-
-
-def _compiled(pattern: str, info: TermInfo) -> tuple[re.Pattern[str], TermInfo, Literals]:
-    return re.compile(pattern, re.MULTILINE), info, required_literals(pattern, re.MULTILINE)
 
 
 def lowered_pattern(pattern: str) -> str:

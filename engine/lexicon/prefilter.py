@@ -1,4 +1,4 @@
-"""Necessary literals of a regex: a cheap test that lets a scan be skipped.
+"""Necessary literals of a regex: cheap tests that let a scan be skipped or shortened.
 
 Python's ``re`` tries a pattern at every position of an 11k-character README, even
 when the words it needs never occur. ``required_literals`` reads the pattern's parse
@@ -6,8 +6,17 @@ tree and returns sets of strings such that every match contains at least one str
 of each set (``cargo\\s+add\\s+\\w`` -> [{"cargo"}, {"add"}]; a branch unites its
 branches' best set). ``may_match`` checks them with substring search; when it says
 no, the regex cannot match, so skipping the scan changes no result.
+
+``Prefiltered`` applies the same test to each alternative of each alternation
+(``<dependency>|\\bimplementation...|^\\s*use\\s+...``): an alternative whose words are
+absent from the text cannot take part in any match, so the regex compiled without it
+finds exactly the same matches, and a scan that tries 7 alternatives at every
+position tries 1 or 2. Compiled variants are remembered per set of kept alternatives.
 """
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass
 
 try:  # Python >= 3.11
     from re import _constants as _C
@@ -61,3 +70,174 @@ def _sequence(items) -> list[frozenset[str]]:
 def _best(groups: list[frozenset[str]]) -> frozenset[str] | None:
     """The most selective set of a branch: its shortest string is the longest."""
     return max(groups, key=lambda g: (min(map(len, g)), -len(g)), default=None)
+
+
+# --- alternatives -----------------------------------------------------------------
+
+class Occurrences(dict):
+    """Which strings occur in one text: each looked up on first use and remembered, so
+    regexes that need the same word ("install") search for it once."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def __missing__(self, s: str) -> bool:
+        found = self[s] = s in self.text
+        return found
+
+
+def _holds(literals: Literals, found: Occurrences) -> bool:
+    return all(any(found[s] for s in group) for group in literals)
+
+
+@dataclass
+class _Group:
+    opener: str  # "(", "(?:", "(?P<name>", "(?=", "(?<!", "(?s:", ...
+    alts: "_Alternation"
+
+
+@dataclass
+class _Alternation:
+    """``a|b|c`` at one level: each alternative's pieces and its necessary literals."""
+    options: list[list[str | _Group]]
+    literals: list[Literals]
+    first: int = -1  # index of its first option among the regex's prunable options; -1: not prunable
+
+
+_OPENER = re.compile(r"\((?:\?(?:P<\w+>|<[=!]|[=!:>]|[aLmsux]*(?:-[msx]+)?:))?")
+_CASE_BLIND = re.compile(r"\(\?[aLmsux]*i")
+
+
+class _Unsupported(ValueError):
+    pass
+
+
+def _parse(p: str) -> _Alternation:
+    """The pattern's alternations as a tree; every piece of text is kept verbatim.
+
+    Raises ``_Unsupported`` for what cannot be cut safely: backreferences (group
+    numbers would move), conditionals, comments, global inline flags.
+    """
+    pos = 0
+
+    def alternation() -> _Alternation:
+        nonlocal pos
+        options: list[list[str | _Group]] = [[]]
+        buf: list[str] = []
+
+        def flush() -> None:
+            if buf:
+                options[-1].append("".join(buf))
+                buf.clear()
+
+        while pos < len(p) and p[pos] != ")":
+            c = p[pos]
+            if c == "\\":
+                if p[pos + 1] in "123456789":
+                    raise _Unsupported("backreference")
+                end = p.index("}", pos) + 1 if p.startswith("N{", pos + 1) else pos + 2
+                buf.append(p[pos:end])
+                pos = end
+            elif c == "[":
+                end = pos + 1 + (p[pos + 1] == "^")
+                end += p[end] == "]"  # a leading "]" is a literal
+                while p[end] != "]":
+                    end += 2 if p[end] == "\\" else 1
+                buf.append(p[pos:end + 1])
+                pos = end + 1
+            elif c == "(":
+                m = _OPENER.match(p, pos)
+                if (p.startswith("(?", pos) and m.end() == pos + 1) or _CASE_BLIND.match(p, pos):
+                    raise _Unsupported("inline flags, comment, conditional, named backreference or case-blind scope")
+                flush()
+                pos = m.end()
+                options[-1].append(_Group(m.group(), alternation()))
+                buf.append(")")
+                pos += 1
+            elif c == "|":
+                flush()
+                options.append([])
+                pos += 1
+            else:
+                buf.append(c)
+                pos += 1
+        flush()
+        return _Alternation(options, [])
+
+    tree = alternation()
+    if pos != len(p):
+        raise _Unsupported("unbalanced parenthesis")
+    return tree
+
+
+def _render_seq(seq: list[str | _Group], kept: tuple[bool, ...] | None) -> str:
+    return "".join(x if isinstance(x, str) else x.opener + (_render(x.alts, kept) or "(?!)") for x in seq)
+
+
+def _render(alt: _Alternation, kept: tuple[bool, ...] | None = None) -> str | None:
+    """The alternation as a pattern; with ``kept``, only the options it keeps (``None``
+    when it keeps none). A group left with no option becomes ``(?!)``, which never
+    matches, as the group could not."""
+    if kept is None or alt.first < 0:
+        return "|".join(_render_seq(o, kept) for o in alt.options)
+    out = [_render_seq(o, kept) for i, o in enumerate(alt.options) if kept[alt.first + i]]
+    return "|".join(out) if out else None
+
+
+class Prefiltered:
+    """A regex that, per text, is compiled without the alternatives that cannot match it.
+
+    ``for_text(text)`` gives the pattern to scan ``text`` with, or ``None`` when the
+    regex cannot match it at all. Matches are
+    those of the whole pattern, but only ``start()``/``end()`` are meaningful: leaving
+    a capturing group out renumbers the rest. Patterns that cannot be cut safely
+    (backreferences, conditionals, case-blind parts, verbose mode) are prefiltered as
+    a whole only.
+    """
+
+    MAX_VARIANTS = 256  # compiled variants kept per regex; cleared when full
+
+    def __init__(self, pattern: str, flags: int = 0) -> None:
+        self.pattern = pattern
+        self.flags = flags
+        self.regex = re.compile(pattern, flags)
+        self.literals = required_literals(pattern, flags)
+        self._tree: _Alternation | None = None
+        self._checks: list[Literals] = []  # necessary literals of each prunable option
+        if not self.regex.flags & (re.IGNORECASE | re.VERBOSE):
+            try:
+                tree = _parse(pattern)
+            except (_Unsupported, IndexError):
+                tree = None
+            if tree is not None and _render(tree) == pattern:
+                self._tree = tree
+                self._number(tree)
+        self._variants: dict[tuple[bool, ...], re.Pattern[str] | None] = {}
+
+    def _number(self, alt: _Alternation) -> None:
+        if len(alt.options) > 1:
+            alt.literals = [required_literals(_render_seq(o, None), self.flags) for o in alt.options]
+            alt.first = len(self._checks)
+            self._checks.extend(alt.literals)
+        for option in alt.options:
+            for x in option:
+                if isinstance(x, _Group):
+                    self._number(x.alts)
+
+    def for_text(self, text: str, found: Occurrences | None = None) -> re.Pattern[str] | None:
+        """``found``: the text's ``Occurrences``, when several regexes share them."""
+        if found is None:
+            found = Occurrences(text)
+        if not _holds(self.literals, found):
+            return None
+        if not self._checks:
+            return self.regex
+        kept = tuple(_holds(lits, found) for lits in self._checks)
+        if kept in self._variants:
+            return self._variants[kept]
+        if len(self._variants) >= self.MAX_VARIANTS:
+            self._variants.clear()
+        pattern = _render(self._tree, kept)  # type: ignore[arg-type]
+        rx = self._variants[kept] = None if pattern is None else re.compile(pattern, self.flags)
+        return rx
