@@ -87,8 +87,9 @@ class Lexicon:
                 start=h.start, end=h.end, section=seg.kind,
                 weight=round(info.weight * section_w * position_w, 4),
             )
-            veto = next((n for n in neg_by_tag.get(info.tag, ()) if n.start - NEGATIVE_WINDOW <= h.start and h.end <= n.end + NEGATIVE_WINDOW), None)
-            if veto is not None:
+            vetoes = neg_by_tag.get(info.tag)
+            veto = vetoes and next((n for n in vetoes if n.start - NEGATIVE_WINDOW <= h.start and h.end <= n.end + NEGATIVE_WINDOW), None)
+            if veto:
                 vetoed[info.tag].append(Evidence(**{**ev.__dict__, "weight": 0.0, "vetoed_by": veto.term.label}))
                 continue
             per_term[(info.tag, info.kind, info.label)].append(ev)

@@ -8,7 +8,9 @@ mostly do not. Each character range gets a section kind, and hits are weighted b
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
+from functools import cached_property
 
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
 _ATX = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
@@ -56,17 +58,14 @@ class Document:
 
     def section_at(self, pos: int) -> Segment:
         """The segment containing character ``pos`` (binary search)."""
-        lo, hi = 0, len(self.segments) - 1
-        while lo <= hi:
-            mid = (lo + hi) // 2
-            s = self.segments[mid]
-            if pos < s.start:
-                hi = mid - 1
-            elif pos >= s.end:
-                lo = mid + 1
-            else:
-                return s
+        i = bisect_right(self._starts, pos) - 1
+        if i >= 0 and pos < self.segments[i].end:
+            return self.segments[i]
         return Segment(pos, pos + 1, "body")
+
+    @cached_property
+    def _starts(self) -> list[int]:
+        return [s.start for s in self.segments]
 
 
 
@@ -146,23 +145,23 @@ def _classify(text: str) -> list[_Line]:
         if m:
             head, level = _plain(m.group(2)), len(m.group(1))
         else:
-            hm = _HTML_H.search(line)
+            hm = _HTML_H.search(line) if "<" in line else None  # (most lines have no tag)
             if hm and len(_plain(line)) <= len(_plain(hm.group(2))) + 5:
                 head, level = _plain(hm.group(2)), int(hm.group(1))
-            elif (i + 1 < len(lines) and _SETEXT.match(lines[i + 1]) and not _LIST.match(line)
-                  and len(stripped) < 80 and prev_blank and not _RST_DIRECTIVE.match(line)):
+            elif (prev_blank and len(stripped) < 80 and i + 1 < len(lines) and _SETEXT.match(lines[i + 1])
+                  and not _LIST.match(line) and not _RST_DIRECTIVE.match(line)):
                 head, level = _plain(stripped), 1 if lines[i + 1].strip().startswith("=") else 2
         if head is not None and sum(c.isalpha() for c in head) >= 1:
             section, boiler = head, bool(_BOILER_HEAD.search(head))
             out.append(_Line(start, end, "heading", level=level, heading=head, section=section, boiler=boiler))
             prev_blank = False
             continue
-        if _SETEXT.match(line) and out and out[-1].kind == "heading":
+        if out and out[-1].kind == "heading" and _SETEXT.match(line):
             out.append(_Line(start, end, "boilerplate", section=section, boiler=boiler))
             continue
         if line.startswith(("    ", "\t")) and prev_blank and not _LIST.match(line):
             kind = "code"
-        elif _RST_DIRECTIVE.match(line) or _ADMONITION.match(line):
+        elif _RST_DIRECTIVE.match(line) or (">" in line and _ADMONITION.match(line)):
             kind = "boilerplate"
         elif _LIST.match(line) or _TABLE.match(line):
             kind = "list"
