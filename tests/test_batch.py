@@ -127,3 +127,35 @@ def test_a_dead_worker_stops_the_run_loudly_and_resume_finishes(tmp_path):
     assert final.returncode == 0, final.stderr
     ids = [json.loads(l)["id"] for l in out.read_text().splitlines()]
     assert sorted(ids) == sorted(f"id{i}" for i in range(n)) and len(ids) == len(set(ids))
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def _no_setup() -> None:
+    pass
+
+
+def _manager_threads() -> list:
+    import threading
+
+    return [t for t in threading.enumerate() if type(t).__name__ == "_ExecutorManagerThread" and t.is_alive()]
+
+
+@pytest.mark.parametrize("consumed", [None, 3])
+def test_closing_the_pool_leaves_no_thread_behind(consumed):
+    """A manager thread still running at exit makes Python 3.11 print "Exception ignored
+    ... Bad file descriptor" after a finished batch: ``close`` must join it, whether
+    the map was drained or cut short."""
+    import multiprocessing as mp
+    from itertools import islice
+
+    from engine.io.workers import WorkerPool
+
+    pool = WorkerPool(2, mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn"), _no_setup, (), chunksize=2)
+    results = pool.map(_square, range(40))
+    got = list(results if consumed is None else islice(results, consumed))
+    pool.close()
+    assert got == [x * x for x in range(40)][:consumed]
+    assert _manager_threads() == []

@@ -30,6 +30,7 @@ class WorkerPool:
         self.chunksize = chunksize
         self.window = window or 4 * workers  # chunks in flight: workers stay busy, memory stays bounded
         self._ex = ProcessPoolExecutor(workers, mp_context=context, initializer=initializer, initargs=initargs)
+        self._drained = False
 
     def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
         """``fn(item)`` for each item, in input order; raises E600 if a worker dies."""
@@ -49,13 +50,20 @@ class WorkerPool:
                 done = pending.popleft().result()
                 submit()
                 yield from done
+            self._drained = True
         except BrokenProcessPool:
             raise TagsmithError(E_WORKER, "a worker process died (killed or crashed); the answers written so far are kept: "
                                 "run again with --resume to finish") from None
 
     def close(self) -> None:
-        """Stop now: queued chunks are dropped and workers are not waited for."""
-        procs = list((getattr(self._ex, "_processes", None) or {}).values())
-        self._ex.shutdown(wait=False, cancel_futures=True)
-        for p in procs:  # idle workers would otherwise linger until the executor's thread reaps them
-            p.terminate()
+        """Stop the workers: at once when the run was cut short (queued chunks are
+        dropped, busy workers are terminated), else once they are idle.
+
+        Either way the executor's thread is joined here: one left running until
+        interpreter exit races Python 3.11's exit hook, which then writes to a closed
+        pipe and prints "Exception ignored ... Bad file descriptor".
+        """
+        if not self._drained:
+            for p in list((getattr(self._ex, "_processes", None) or {}).values()):
+                p.terminate()
+        self._ex.shutdown(wait=True, cancel_futures=True)
