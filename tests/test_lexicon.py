@@ -146,6 +146,9 @@ def test_alternatives_whose_words_are_absent_are_left_out():
     # A negative lookahead whose options are all absent still lets everything through.
     for text in ("run cargo install x", "brew install --cask y; npm i install -g", "cargo install\nbrew install -g"):
         assert _spans(nested.for_text(text), text) == _spans(nested.regex, text)
+    # An empty option left alone still matches (the group does not become "never").
+    empty = Prefiltered(r"foo(?:bar|)baz|qux")
+    assert empty.for_text("a foobaz").pattern == r"foo(?:)baz" and _spans(empty.for_text("a foobaz"), "a foobaz") == [(2, 8)]
     # What cannot be cut safely is prefiltered as a whole only.
     for pattern, text in ((r"(a|b)c\1", "aca"), (r"(?i:ab|cd)x", "ABx"), (r"(?P<w>ab|cd)-(?P=w)", "ab-ab")):
         pre = Prefiltered(pattern)

@@ -117,7 +117,8 @@ def _parse(p: str) -> _Alternation:
     """The pattern's alternations as a tree; every piece of text is kept verbatim.
 
     Raises ``_Unsupported`` for what cannot be cut safely: backreferences (group
-    numbers would move), conditionals, comments, global inline flags.
+    numbers would move), conditionals, comments, inline flags, case-blind scopes
+    (a substring test cannot tell whether ``(?i:Foo)`` is present).
     """
     pos = 0
 
@@ -172,7 +173,14 @@ def _parse(p: str) -> _Alternation:
 
 
 def _render_seq(seq: list[str | _Group], kept: tuple[bool, ...] | None) -> str:
-    return "".join(x if isinstance(x, str) else x.opener + (_render(x.alts, kept) or "(?!)") for x in seq)
+    parts = []
+    for x in seq:
+        if isinstance(x, str):
+            parts.append(x)
+        else:
+            inner = _render(x.alts, kept)  # "" is an empty option that is kept: it matches
+            parts.append(x.opener + ("(?!)" if inner is None else inner))
+    return "".join(parts)
 
 
 def _render(alt: _Alternation, kept: tuple[bool, ...] | None = None) -> str | None:
@@ -189,11 +197,10 @@ class Prefiltered:
     """A regex that, per text, is compiled without the alternatives that cannot match it.
 
     ``for_text(text)`` gives the pattern to scan ``text`` with, or ``None`` when the
-    regex cannot match it at all. Matches are
-    those of the whole pattern, but only ``start()``/``end()`` are meaningful: leaving
-    a capturing group out renumbers the rest. Patterns that cannot be cut safely
-    (backreferences, conditionals, case-blind parts, verbose mode) are prefiltered as
-    a whole only.
+    regex cannot match it at all. Matches are those of the whole pattern, but only
+    ``start()``/``end()`` are meaningful: leaving a capturing group out renumbers the
+    rest. Patterns that cannot be cut safely (backreferences, conditionals, case-blind
+    parts, verbose mode) are prefiltered as a whole only.
     """
 
     MAX_VARIANTS = 256  # compiled variants kept per regex; cleared when full
