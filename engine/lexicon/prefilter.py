@@ -4,8 +4,8 @@ Python's ``re`` tries a pattern at every position of an 11k-character README, ev
 when the words it needs never occur. ``required_literals`` reads the pattern's parse
 tree and returns sets of strings such that every match contains at least one string
 of each set (``cargo\\s+add\\s+\\w`` -> [{"cargo"}, {"add"}]; a branch unites its
-branches' best set). ``may_match`` checks them with substring search; when it says
-no, the regex cannot match, so skipping the scan changes no result.
+branches' best set). When substring search finds no string of some set, the regex
+cannot match, so skipping the scan changes no result.
 
 ``Prefiltered`` applies the same test to each alternative of each alternation
 (``<dependency>|\\bimplementation...|^\\s*use\\s+...``): an alternative whose words are
@@ -37,10 +37,6 @@ def required_literals(pattern: str, flags: int = 0) -> Literals:
     if parsed.state.flags & _C.SRE_FLAG_IGNORECASE:
         return ()  # literals would match other cases: substring search cannot tell
     return tuple(_sequence(parsed))
-
-
-def may_match(literals: Literals, text: str) -> bool:
-    return all(any(s in text for s in group) for group in literals)
 
 
 def _sequence(items) -> list[frozenset[str]]:
