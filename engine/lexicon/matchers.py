@@ -129,15 +129,15 @@ class CompiledRules:
         # words scans without them. Each word is searched for once per text.
         found = Occurrences(text)
         runs: dict[frozenset[str], list[tuple[int, int]]] = {}
-        kinds = _same_kind_merged(sections) if sections else None
+        merged = None if sections is None else _same_kind_merged(sections)
         for pre, info in regexes:
             rx = pre.for_text(text, found)
             if rx is None:
                 continue
-            if info.where is None or kinds is None:
+            if info.where is None or merged is None:
                 stretches = [(0, len(text))]
             elif info.where not in runs:
-                stretches = runs[info.where] = _runs(kinds, info.where)
+                stretches = runs[info.where] = _runs(merged, info.where)
             else:
                 stretches = runs[info.where]
             for a, b in stretches:
@@ -192,7 +192,7 @@ def lowered_pattern(pattern: str) -> str:
 
 def _same_kind_merged(sections: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
     """Consecutive sections of one kind as one (a README's ~250 lines are ~80 runs)."""
-    out = [sections[0]]
+    out = sections[:1]
     for s, e, k in sections[1:]:
         if k == out[-1][2] and s == out[-1][1]:
             out[-1] = (out[-1][0], e, k)
