@@ -159,3 +159,39 @@ def test_closing_the_pool_leaves_no_thread_behind(consumed):
     pool.close()
     assert got == [x * x for x in range(40)][:consumed]
     assert _manager_threads() == []
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "csv", "folder"])
+def test_progress_bar_gives_an_eta_without_reading_the_input_twice(tmp_path, capsys, kind):
+    """On a terminal the bar shows items/s, errors and an ETA: the total is estimated
+    from the share of the input read so far (bytes of a file, files of a folder)."""
+    import csv
+    import re
+
+    from engine.api import Tagger
+    from engine.io.batch import BatchJob
+    from engine.taxonomy import Taxonomy
+
+    n = 60
+    rows = [{"id": f"r{i}", "text": TEXTS[i % 4]} for i in range(n)] + [{"id": "bad", "text": ""}]
+    if kind == "jsonl":
+        src = tmp_path / "in.jsonl"
+        src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    elif kind == "csv":
+        src = tmp_path / "in.csv"
+        with open(src, "w", newline="") as fh:
+            w = csv.DictWriter(fh, ["id", "text"])
+            w.writeheader()
+            w.writerows(rows)
+    else:
+        src = tmp_path / "docs"
+        src.mkdir()
+        for r in rows:
+            (src / f"{r['id']}.md").write_text(r["text"])
+    tagger = Tagger(mode="rules", batch_size=7)
+    stats = BatchJob(tagger, Taxonomy.from_names(json.loads(TAX)), progress=True).run(str(src), str(tmp_path / "out.jsonl"))
+    bar = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()
+    assert stats.ok == n and stats.failed == 1
+    assert re.search(rf"\b{n}/{n} \[\d\d:\d\d<\d\d:\d\d, .*item/s, errors=1\]", bar[-1]), bar[-3:]
+    # Estimated while running, before the whole input was read.
+    assert any(re.search(r"\b7/\d+ \[\d\d:\d\d<", line) for line in bar), bar[:5]

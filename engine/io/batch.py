@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-from engine.io.records import Record, read_records
+from engine.io.records import Position, Record, read_records
 from engine.io.workers import WorkerPool
 
 
@@ -126,7 +126,8 @@ class BatchJob:
             bar = tqdm(unit="item", file=sys.stderr, dynamic_ncols=True)
         pool = None
         try:
-            records = self._valid(read_records(source, fmt, id_col, text_col), done, stats, errors)
+            position = Position()
+            records = self._valid(read_records(source, fmt, id_col, text_col, position), done, stats, errors)
             rules_only = self.tagger.mode == "rules"
             if self.workers > 1:
                 import multiprocessing as mp
@@ -143,8 +144,8 @@ class BatchJob:
             for item in items:
                 chunk.append(item)
                 if len(chunk) >= per_emit:
-                    self._emit(chunk, out, stats, bar, decided=rules_only)
-            self._emit(chunk, out, stats, bar, decided=rules_only)
+                    self._emit(chunk, out, stats, bar, decided=rules_only, position=position)
+            self._emit(chunk, out, stats, bar, decided=rules_only, position=position)
         finally:
             if pool is not None:
                 pool.close()
@@ -172,7 +173,7 @@ class BatchJob:
                 None if rules_only else self.tagger.lm.tokenizer, self.tagger.excerpt_tokens)
         return WorkerPool(self.workers, mp.get_context("spawn"), _worker_init, init)
 
-    def _emit(self, chunk: list, out: IO[str], stats: BatchStats, bar: Any, decided: bool) -> None:
+    def _emit(self, chunk: list, out: IO[str], stats: BatchStats, bar: Any, decided: bool, position: Position) -> None:
         """Write a chunk of answers (``decided``) or of proposals still to decide."""
         if not chunk:
             return
@@ -188,6 +189,9 @@ class BatchJob:
                 (self.explain_dir / f"{safe}.json").write_text(json.dumps(r.explanation.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
         stats.ok += len(results)
         if bar is not None:
+            expected = position.expected_records()
+            if expected is not None:  # answers to come: records expected, less failed and skipped ones
+                bar.total = max(bar.n + len(results), expected - stats.failed - stats.skipped)
             bar.update(len(results))
             bar.set_postfix(errors=stats.failed)
         chunk.clear()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,23 @@ class Record:
     error: str | None = None
 
 
+@dataclass
+class Position:
+    """How far a reader is into its input, for a progress bar's ETA without a first
+    pass over the input: bytes of a file (``size``: the file's, ``None`` for a pipe)
+    or files of a folder, and records read so far."""
+
+    size: int | None = None
+    done: int = 0
+    records: int = 0
+
+    def expected_records(self) -> int | None:
+        """Records the whole input likely holds, from the share read so far."""
+        if not self.size or not self.done or not self.records:
+            return None
+        return round(self.records * self.size / min(self.done, self.size))
+
+
 def _check(where: int | str, rid: object, text: object) -> Record:
     if rid is None or str(rid).strip() == "":
         return Record(where, None, None, "missing id")
@@ -33,8 +52,9 @@ def _check(where: int | str, rid: object, text: object) -> Record:
     return Record(where, str(rid), text)
 
 
-def _jsonl(fh: io.BufferedReader) -> Iterator[Record]:
+def _jsonl(fh: io.BufferedReader, pos: Position) -> Iterator[Record]:
     for no, raw in enumerate(fh, 1):
+        pos.done += len(raw)
         if not raw.strip():
             continue
         try:
@@ -53,7 +73,7 @@ def _jsonl(fh: io.BufferedReader) -> Iterator[Record]:
         yield _check(no, rec.get("id"), rec.get("text"))
 
 
-def _csv(fh: io.BufferedReader, id_col: str, text_col: str, source: str) -> Iterator[Record]:
+def _csv(fh: io.BufferedReader, id_col: str, text_col: str, source: str, pos: Position) -> Iterator[Record]:
     text = io.TextIOWrapper(fh, encoding="utf-8", errors="strict", newline="")
     reader = csv.DictReader(text)
     try:
@@ -74,11 +94,16 @@ def _csv(fh: io.BufferedReader, id_col: str, text_col: str, source: str) -> Iter
         except csv.Error as exc:
             yield Record(reader.line_num, None, None, f"CSV: {exc}")
             continue
+        if pos.size:  # (a pipe cannot tell) the decoder reads ahead in chunks: close enough for an ETA
+            pos.done = fh.tell()
         yield _check(reader.line_num, row.get(id_col), row.get(text_col))
 
 
-def _folder(root: Path) -> Iterator[Record]:
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+def _folder(root: Path, pos: Position) -> Iterator[Record]:
+    paths = sorted(p for p in root.rglob("*") if p.is_file())
+    pos.size = len(paths)
+    for path in paths:
+        pos.done += 1
         name = str(path.relative_to(root))
         try:
             text = path.read_bytes().decode("utf-8")
@@ -108,10 +133,13 @@ def load_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
-def read_records(source: str, fmt: str = "auto", id_col: str = "id", text_col: str = "text") -> Iterator[Record]:
-    """Records from ``source`` (a file, ``-`` for stdin, or a folder)."""
+def read_records(source: str, fmt: str = "auto", id_col: str = "id", text_col: str = "text",
+                 position: Position | None = None) -> Iterator[Record]:
+    """Records from ``source`` (a file, ``-`` for stdin, or a folder); ``position``,
+    when given, follows how far into the input the reader is."""
+    pos = position if position is not None else Position()
     if source != "-" and Path(source).is_dir():
-        yield from _folder(Path(source))
+        yield from _counted(_folder(Path(source), pos), pos)
         return
     if fmt == "auto":
         fmt = "csv" if source.lower().endswith(".csv") else "jsonl"
@@ -120,4 +148,15 @@ def read_records(source: str, fmt: str = "auto", id_col: str = "id", text_col: s
     except OSError as exc:
         raise TagsmithError(E_INPUT, f"cannot read input: {exc.strerror}", file=source) from None
     with fh:
-        yield from (_csv(fh, id_col, text_col, source) if fmt == "csv" else _jsonl(fh))
+        try:
+            st = os.fstat(fh.fileno())
+            pos.size = st.st_size if stat.S_ISREG(st.st_mode) else None  # a pipe has no size
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pos.size = None
+        yield from _counted(_csv(fh, id_col, text_col, source, pos) if fmt == "csv" else _jsonl(fh, pos), pos)
+
+
+def _counted(records: Iterator[Record], pos: Position) -> Iterator[Record]:
+    for rec in records:
+        pos.records += 1
+        yield rec
