@@ -1,8 +1,9 @@
 """The Python API: ``Tagger`` ties taxonomy -> lexicon -> decision -> report together."""
 from __future__ import annotations
 
+import contextlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -76,20 +77,27 @@ class Tagger:
         overlap: int | None = None,
         policy: DecisionPolicy | None = None,
         lm: Any = None,
+        adapter: str | Path | None = "default",
+        policy_overrides: dict[str, Any] | None = None,
     ) -> None:
         if mode not in MODES:
             raise TagsmithError(E_OPTION, f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.pack = pack if isinstance(pack, RulePack) else load_pack(pack)
         self.mode = mode
+        # An explicit policy is used as given; otherwise a trained adapter's card supplies
+        # the hybrid policy for tag lists it covers (see ``policy_for``).
+        self._policy_given = policy is not None
         self.policy = policy or DecisionPolicy(mode=mode)
+        self.policy_overrides = dict(policy_overrides or {})
+        self.adapter_spec = adapter
         self.model_spec = model
         self.device = device
         self.excerpt_tokens = excerpt_tokens
         self._batch_size = batch_size
         self._lm = lm
         self._compiler = None
-        self._prefixes: Any = None  # KV caches of shared prompt prefixes, made on first use
-        self._decoders: dict[Any, Any] = {}  # per TagConstraint (hashed by identity)
+        self._prefixes: dict[bool, Any] = {}  # KV caches of shared prompt prefixes, per adapter state
+        self._decoders: dict[Any, Any] = {}  # per (TagConstraint, adapter state)
         self._overlap = overlap
         self._lexicons: dict[str, Lexicon] = {}
 
@@ -128,8 +136,24 @@ class Tagger:
         if self._lm is None:
             from engine.decision.model import load_model
 
-            self._lm = load_model(self.model_spec, self.device)
+            self._lm = load_model(self.model_spec, self.device, adapter=self.adapter_spec)
         return self._lm
+
+    def adapter_applies(self, taxonomy: Taxonomy) -> bool:
+        """Whether the loaded model's adapter decides for this tag list (E401 for an
+        explicit adapter that never learned it)."""
+        if self.mode == "rules":
+            return False
+        att = getattr(self.lm, "adapter", None)
+        return att is not None and att.applies(taxonomy.names, taxonomy.fingerprint())
+
+    def policy_for(self, taxonomy: Taxonomy) -> DecisionPolicy:
+        """The decision policy for a tag list: as given; else the adapter's (hybrid mode,
+        a list it covers); else the default; then any overrides."""
+        policy = self.policy
+        if not self._policy_given and self.mode == "hybrid" and self.adapter_applies(taxonomy):
+            policy = DecisionPolicy(mode=self.mode, **self.lm.adapter.info.policy)
+        return replace(policy, **self.policy_overrides) if self.policy_overrides else policy
 
     @property
     def compiler(self) -> Any:
@@ -173,10 +197,12 @@ class Tagger:
 
             raise TagsmithError(E_MAX_TAGS, f"max_tags must be a positive integer, got {max_tags}")
         if self.mode == "rules":
-            return [self._finish(p.record, tax, max_tags, p.candidates, self.policy.rules_pick(p.candidates, max_tags), None, {}) for p in items]
+            policy = self.policy_for(tax)
+            return [self._finish(p.record, tax, max_tags, p.candidates, policy.rules_pick(p.candidates, max_tags), None, {}) for p in items]
         ready = [p if p.prepared is not None and p.prepared.max_tags == max_tags else self._prepared(p, tax, max_tags) for p in items]
-        # Similar prompt lengths share a batch (less padding); answers go back in input order.
-        order = sorted(range(len(ready)), key=lambda i: len(ready[i].prepared.suffix_ids))
+        # Similar prompt lengths share a batch (less padding), and identical prompts sit
+        # side by side (the decoder prefills them once); answers go back in input order.
+        order = sorted(range(len(ready)), key=lambda i: (len(ready[i].prepared.suffix_ids), ready[i].prepared.suffix_ids))
         batches = [order[s:s + self.batch_size] for s in range(0, len(order), self.batch_size)]
 
         def run(idx: list[int]) -> list[TagResult]:
@@ -205,25 +231,28 @@ class Tagger:
     def _prepared(self, p: Proposal, tax: Taxonomy, max_tags: int) -> Proposal:
         if p.doc is None:
             raise TagsmithError(E_OPTION, f"record {p.record.get('id')!r} was prepared for {p.prepared.max_tags} tags, not {max_tags}")
-        ready = prepare(self.policy, self.lm.tokenizer, p.doc, p.candidates, tax.names, max_tags, self.excerpt_tokens)
+        ready = prepare(self.policy_for(tax), self.lm.tokenizer, p.doc, p.candidates, tax.names, max_tags, self.excerpt_tokens)
         return Proposal(p.record, p.doc, p.candidates, ready)
 
     def _decide(self, chunk: list[Proposal], tax: Taxonomy, max_tags: int) -> list[TagResult]:
         from engine.decision.decoder import ConstrainedDecoder, DecodeRequest, PrefixCache
 
         constraint = self.compiler.get(tax, max_tags)
-        if self._prefixes is None:
-            self._prefixes = PrefixCache()
+        active = self.adapter_applies(tax)
+        # The prefix KV cache depends on the weights: one cache per adapter state.
+        prefixes = self._prefixes.setdefault(active, PrefixCache())
         # One decoder per constraint: its memos of answer states serve every batch.
-        decoder = self._decoders.get(constraint)
+        decoder = self._decoders.get((constraint, active))
         if decoder is None:
-            decoder = self._decoders[constraint] = ConstrainedDecoder(self.lm, constraint, prefixes=self._prefixes)
+            decoder = self._decoders[(constraint, active)] = ConstrainedDecoder(self.lm, constraint, prefixes=prefixes)
         reqs = []
         for p in chunk:
             plan, prompt = p.prepared.plan, p.prepared.prompt
             reqs.append(DecodeRequest(prompt, plan.allowed, plan.target, plan.log_prior, plan.prior_weight, plan.min_tags,
                                       suffix_ids=p.prepared.suffix_ids))
-        outs = decoder.decode(reqs)
+        att = getattr(self.lm, "adapter", None)
+        with att.disabled() if att is not None and not active else contextlib.nullcontext():
+            outs = decoder.decode(reqs)
         results = []
         for p, out in zip(chunk, outs):
             plan = p.prepared.plan
@@ -237,11 +266,15 @@ class Tagger:
             results.append(self._finish(p.record, tax, max_tags, p.candidates, out.tags, plan.rules_pick, decision, out.tag_prob))
         return results
 
+    def _model_label(self, tax: Taxonomy) -> str:
+        lm = self.lm
+        return lm.label if self.adapter_applies(tax) else lm.name
+
     def _finish(self, r: dict, tax: Taxonomy, max_tags: int, cands: list[Candidate], tags: list[str], rules_pick: list[str] | None, decision: dict, tag_prob: dict | None = None) -> TagResult:
         rid = r.get("id")
         rid = None if rid is None else str(rid)
         exp = Explanation.build(
-            id=rid, mode=self.mode, model=None if self.mode == "rules" else (self.model_spec or "smollm2-135m"),
+            id=rid, mode=self.mode, model=None if self.mode == "rules" else self._model_label(tax),
             pack=self.pack.digest, taxonomy=tax.fingerprint(), max_tags=max_tags, tags=tags, candidates=cands,
             rules_pick=rules_pick or tags, decision=decision, tag_prob=tag_prob or {},
         )

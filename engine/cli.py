@@ -34,8 +34,10 @@ def _tagger(args: argparse.Namespace) -> Any:
     from engine.api import Tagger
 
     mode = "rules" if getattr(args, "no_llm", False) else args.mode
+    adapter = None if args.no_adapter else (args.adapter or "default")
+    overrides = {k: v for k, v in (("shortlist", args.shortlist), ("prior_weight", args.prior_weight), ("count", args.count)) if v is not None}
     return Tagger(args.rules, mode=mode, model=args.model, device=args.device, excerpt_tokens=args.excerpt_tokens, batch_size=args.batch_size,
-                  overlap=args.overlap)
+                  overlap=args.overlap, adapter=adapter, policy_overrides=overrides)
 
 
 def _add_engine_opts(p: argparse.ArgumentParser) -> None:
@@ -47,6 +49,11 @@ def _add_engine_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--excerpt-tokens", type=int, default=256, help="README tokens shown to the model")
     p.add_argument("--batch-size", type=int, default=None, help="items per model batch (default: 64 on GPU, 8 on CPU)")
     p.add_argument("--overlap", type=int, default=None, help="batches decoded at once, one thread each (default: 2 on GPU, 1 on CPU)")
+    p.add_argument("--adapter", default=None, metavar="DIR", help="trained adapter folder (default: the shipped one, with the embedded model)")
+    p.add_argument("--no-adapter", action="store_true", help="the bare model, without any adapter")
+    p.add_argument("--shortlist", type=int, default=None, help="hybrid: rule candidates the model may choose from (default: the adapter's policy)")
+    p.add_argument("--prior-weight", type=float, default=None, help="hybrid: weight of the rule prior on the model (0: the model alone)")
+    p.add_argument("--count", choices=["rules", "model"], default=None, help="hybrid: who decides how many tags")
 
 
 def _request_from_args(args: argparse.Namespace) -> Any:
@@ -159,6 +166,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from engine.training.job import check_gold, train
+    from engine.training.lora import LoraSettings
+
+    check_gold(args.gold)
+    if args.epochs < 1 or args.layers < 1 or args.rank < 1:
+        raise TagsmithError(E_OPTION, "--epochs, --layers and --rank must be positive")
+    settings = LoraSettings(layers=args.layers, rank=args.rank, alpha=2 * args.rank, lr=args.lr, epochs=args.epochs, seed=args.seed)
+    command = "tagsmith " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
+    card = train(args.gold, args.taxonomy, args.output, model=args.model, device=args.device, rules=args.rules, settings=settings,
+                 folds=args.folds, shortlist=args.shortlist, fraction=args.fraction, progress=sys.stderr.isatty() and not args.quiet,
+                 log=None if not args.quiet else (lambda m: None), command=command)
+    cv = card.get("cross_validation")
+    chosen = next((r for r in cv["policies"] if {k: r[k] for k in ("shortlist", "prior_weight", "count")} == cv["chosen"]), None) if cv else None
+    summary = f", cross-validated micro-F1 {chosen['micro_f1']:.3f} top-1 {chosen['top1']:.3f}" if chosen else ""
+    print(f"adapter: {args.output} ({card['training']['seconds']:.0f} s{summary})", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from engine.report.batch import build_report
 
@@ -246,6 +272,22 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--summary", action="store_true", help="no per-tag table")
     e.add_argument("--json", default=None, metavar="FILE", help="also write the metrics as JSON")
     _add_engine_opts(e)
+    tr = sub.add_parser("train", help="fine-tune a decision adapter (LoRA) on labelled READMEs")
+    tr.add_argument("gold", help="labelled JSONL (id, text, tags)")
+    tr.add_argument("--taxonomy", required=True)
+    tr.add_argument("-o", "--output", required=True, metavar="DIR", help="new folder for the adapter and its card")
+    tr.add_argument("--model", default=None, help="base model: Hugging Face id, local folder or .gguf (default: embedded SmolLM2-135M)")
+    tr.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    tr.add_argument("--rules", default=None, metavar="DIR", help="rule pack folder (default: the built-in pack)")
+    tr.add_argument("--epochs", type=int, default=2)
+    tr.add_argument("--layers", type=int, default=6, help="top decoder layers that carry LoRA")
+    tr.add_argument("--rank", type=int, default=16, help="LoRA rank (alpha = 2 x rank)")
+    tr.add_argument("--lr", type=float, default=1e-3)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--folds", type=int, default=3, help="cross-validation folds that choose the policy (0: none)")
+    tr.add_argument("--shortlist", type=int, default=8, help="rule candidates shown to the model")
+    tr.add_argument("--fraction", type=float, default=1.0, help="train on this seeded share of the items (learning curves)")
+    tr.add_argument("--quiet", action="store_true")
     rp = sub.add_parser("report", help="HTML or Markdown report of a batch run")
     rp.add_argument("answers", help="OUT.jsonl written by tagsmith batch")
     rp.add_argument("--explain-dir", required=True, help="the --explain-dir of that run")
@@ -269,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"tag": cmd_tag, "explain": cmd_explain, "batch": cmd_batch, "eval": cmd_eval, "report": cmd_report, "rules": cmd_rules}[args.cmd]
+    handler = {"tag": cmd_tag, "explain": cmd_explain, "batch": cmd_batch, "eval": cmd_eval, "train": cmd_train, "report": cmd_report, "rules": cmd_rules}[args.cmd]
     try:
         return handler(args)
     except TagsmithError as exc:

@@ -46,5 +46,7 @@ E_TAXONOMY = "E200"  # malformed tag list
 E_DUPLICATE_TAG = "E201"  # the same tag twice in a tag list
 E_RULES = "E300"  # rule pack invalid
 E_MODEL = "E400"  # model cannot be found or loaded
+E_ADAPTER = "E401"  # adapter cannot be loaded, or does not fit the model or the taxonomy
+E_TRAIN = "E402"  # training data unusable (no labelled items, unknown tags)
 E_OPTION = "E500"  # bad command-line option combination
 E_WORKER = "E600"  # a batch worker process died mid-run (answers so far are kept; --resume finishes)

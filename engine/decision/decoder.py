@@ -132,21 +132,26 @@ class ConstrainedDecoder:
         device = self.lm.device
         enc = [r.suffix_ids if r.suffix_ids is not None else tok(s, add_special_tokens=False)["input_ids"]
                for s, r in zip(suffixes, reqs)]
+        # Rows with the same prompt (one item decoded under several policies, as
+        # cross-validation does) share one prefill; their rows are copied after it.
+        first: dict[tuple[int, ...], int] = {}
+        rep = [first.setdefault(tuple(e), len(first)) for e in enc]
+        uniq = [list(k) for k in first]
         pad = tok.pad_token_id
-        width = max(len(e) for e in enc)
+        width = max(len(e) for e in uniq)
         # Rows are left-padded: built with tensor ops, not as nested lists of ~1,000 ints each.
-        lengths = torch.tensor([len(e) for e in enc])
+        lengths = torch.tensor([len(e) for e in uniq])
         own = torch.arange(width)[None, :] >= (width - lengths)[:, None]
-        ids = torch.full((len(enc), width), pad, dtype=torch.long)
-        ids[own] = torch.tensor(list(chain.from_iterable(enc)), dtype=torch.long)  # row-major: each row's tokens in order
+        ids = torch.full((len(uniq), width), pad, dtype=torch.long)
+        ids[own] = torch.tensor(list(chain.from_iterable(uniq)), dtype=torch.long)  # row-major: each row's tokens in order
         ids = ids.to(device)
         prefix_ids, past = self.prefixes.get(self.lm, prefix) if prefix else ([], None)
         if past is not None:
             # The prefix's KV cache (computed once, batch 1) is copied to every row;
             # rows are [prefix][padding][own tokens] and positions skip the padding.
             past = copy.deepcopy(past)
-            past.batch_repeat_interleave(len(reqs))
-        mask = torch.cat([torch.ones((len(enc), len(prefix_ids)), dtype=torch.long), own.long()], dim=1).to(device)
+            past.batch_repeat_interleave(len(uniq))
+        mask = torch.cat([torch.ones((len(uniq), len(prefix_ids)), dtype=torch.long), own.long()], dim=1).to(device)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, len(prefix_ids):]
         guides = [self.c.new_guide() for _ in reqs]
         texts = [""] * len(reqs)
@@ -154,10 +159,14 @@ class ConstrainedDecoder:
         token_logp: list[list[float]] = [[] for _ in reqs]
         token_text: list[list[str]] = [[] for _ in reqs]
         steps: list[list[StepRecord]] = [[] for _ in reqs]
-        step_input, step_pos = ids, pos
         with torch.inference_mode():
+            logits, past = forward(model, ids, mask, pos, past)
+            if len(uniq) < len(reqs):
+                rows = torch.tensor(rep, device=device)
+                logits, mask = logits[rows], mask[rows]
+                past.reorder_cache(rows)
+            step_pos = pos[:, -1:] if len(uniq) == len(reqs) else pos[torch.tensor(rep, device=pos.device), -1:]
             for _ in range(self.max_new_tokens):
-                logits, past = forward(model, step_input, mask, step_pos, past)
                 live, options = [], []
                 for i, r in enumerate(reqs):
                     if done[i]:
@@ -188,7 +197,8 @@ class ConstrainedDecoder:
                     break
                 step_input = torch.tensor(next_ids, device=device).unsqueeze(1)
                 mask = torch.cat([mask, torch.ones((len(reqs), 1), dtype=mask.dtype, device=device)], dim=1)
-                step_pos = step_pos[:, -1:] + 1
+                step_pos = step_pos + 1
+                logits, past = forward(model, step_input, mask, step_pos, past)
         return [self._result(texts[i], token_logp[i], token_text[i], steps[i]) for i in range(len(reqs))]
 
     def _options(self, text: str, guide: Any, r: DecodeRequest) -> tuple[tuple, tuple[list[int], Any, list[float] | None]] | None:

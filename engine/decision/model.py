@@ -28,6 +28,12 @@ class LoadedModel:
     name: str
     device: str
     dtype: str
+    adapter: Any = None  # AttachedAdapter when a trained adapter is injected
+
+    @property
+    def label(self) -> str:
+        """The model as explanations name it: base, plus the adapter when one is attached."""
+        return self.name + (f"+{self.adapter.info.name}" if self.adapter is not None else "")
 
 
 def cache_root() -> Path:
@@ -128,8 +134,13 @@ def _load_hub(spec: str, dtype: Any) -> tuple[Any, Any]:
     return _load_dir(spec, dtype)
 
 
-def load_model(spec: str | None = None, device: str | None = None) -> LoadedModel:
-    """Load ``spec``: None/``smollm2-135m`` (embedded), a ``.gguf`` file, a folder or a Hub id."""
+def load_model(spec: str | None = None, device: str | None = None, adapter: str | Path | None = "default") -> LoadedModel:
+    """Load ``spec``: None/``smollm2-135m`` (embedded), a ``.gguf`` file, a folder or a Hub id.
+
+    ``adapter``: ``"default"`` attaches the shipped adapter when the embedded model is
+    loaded (no other model has one); a folder attaches that adapter (``E401`` if it does
+    not fit); None loads the bare model.
+    """
     _quiet_transformers()
     device, dtype = _pick_device(device)
     spec = spec or DEFAULT_MODEL
@@ -156,4 +167,12 @@ def load_model(spec: str | None = None, device: str | None = None) -> LoadedMode
     model.eval()
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
-    return LoadedModel(model=model, tokenizer=tok, name=spec, device=device, dtype=str(dtype).removeprefix("torch."))
+    lm = LoadedModel(model=model, tokenizer=tok, name=spec, device=device, dtype=str(dtype).removeprefix("torch."))
+    if adapter is not None:
+        from engine.decision.adapter import DEFAULT_ADAPTER, attach, read_adapter
+
+        explicit = adapter != "default"
+        path = Path(adapter) if explicit else (DEFAULT_ADAPTER if spec == DEFAULT_MODEL and DEFAULT_ADAPTER.is_dir() else None)
+        if path is not None:
+            lm.adapter = attach(model, read_adapter(path), spec, explicit=explicit)
+    return lm

@@ -6,6 +6,11 @@ the lexicon's ranking is strong. So in ``hybrid`` mode the rules bound the decis
 scores) and the model chooses and orders within that shortlist, its logits shifted
 by the rule prior. ``llm`` mode lets the model choose freely among all tags (only
 the constraint binds it); ``rules`` mode needs no model.
+
+A trained adapter (``tagsmith train``) changes the balance: the model has learned the
+catalogue's judgement, so its policy (read from the adapter's card, chosen by
+cross-validation on the training data) gives it a longer shortlist, a weaker prior
+and the say over how many tags to return (``count="model"``).
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from dataclasses import dataclass
 from engine.lexicon.types import Candidate
 
 MODES = ("rules", "llm", "hybrid")
+COUNTS = ("rules", "model")
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,15 @@ class DecisionPolicy:
     shortlist: int = 5  # hybrid: how many rule candidates the model may choose from
     prior_weight: float = 2.0  # hybrid: strength of the rule prior on the model's logits
     prior_temperature: float = 0.15  # softmax temperature over scores for the prior
+    count: str = "rules"  # hybrid: "rules" fixes the number of tags; "model" lets the model close the list (1..N)
+
+    def __post_init__(self) -> None:
+        if self.count not in COUNTS:
+            raise ValueError(f"count must be one of {', '.join(COUNTS)}, got {self.count!r}")
+
+    def settings(self) -> dict[str, float | int | str]:
+        """The tunable settings, as an adapter card stores them."""
+        return {"shortlist": self.shortlist, "prior_weight": self.prior_weight, "count": self.count}
 
     def rules_pick(self, cands: list[Candidate], max_tags: int) -> list[str]:
         """Calibrated rules-only answer: strong, close-to-the-best candidates, at most N;
@@ -65,4 +80,6 @@ class DecisionPolicy:
         log_prior = {c.tag: c.score / self.prior_temperature for c in live}
         lse = math.log(sum(math.exp(v - max(log_prior.values())) for v in log_prior.values())) + max(log_prior.values())
         log_prior = {k: v - lse for k, v in log_prior.items()}
+        if self.count == "model":
+            return Plan(frozenset(c.tag for c in live), None, log_prior, self.prior_weight, pick, min_tags=1)
         return Plan(frozenset(c.tag for c in live), len(pick), log_prior, self.prior_weight, pick)

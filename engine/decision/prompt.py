@@ -53,6 +53,17 @@ class Prompt:
 
 
 _SPLIT = "\x00tagsmith-item\x00"
+_EVIDENCE_CHARS = 40
+
+
+def _evidence_word(text: str) -> str:
+    """An evidence span as the prompt shows it: one line, lower case, no link targets,
+    at most ``_EVIDENCE_CHARS`` characters (a regex hit can span a whole Markdown link,
+    which costs the model dozens of tokens and tells it nothing)."""
+    text = " ".join(text.lower().split())
+    if "](" in text or "://" in text:
+        return ""
+    return text[:_EVIDENCE_CHARS]
 
 
 def build_prompt(
@@ -83,7 +94,8 @@ def build_prompt(
         for name in allowed:
             c = by_tag.get(name)
             # Shortest first, then alphabetical: a set's order changes with the process's hash seed.
-            words = sorted({e.text.lower() for e in (c.evidence if c else [])}, key=lambda w: (len(w), w))[:4]
+            words = sorted({w for w in (_evidence_word(e.text) for e in (c.evidence if c else [])) if w},
+                           key=lambda w: (len(w), w))[:4]
             lines.append(f"- {name.strip()}: {', '.join(words) if words else 'no direct evidence'}")
     user = shared + _SPLIT + "\n".join(lines)
     if getattr(tokenizer, "chat_template", None):

@@ -1,0 +1,122 @@
+"""Trained adapters for the decision model: find, check and attach them.
+
+An adapter folder (written by ``tagsmith train``) holds peft LoRA weights for the top
+layers of one base model, and ``card.json``: the base model, the taxonomy it learned
+(names and fingerprint), the decision policy chosen for it by cross-validation, and
+its scores. The card is checked before any weight is read, so a mismatch is a clear
+``E401`` rather than a shape error deep inside peft. Attaching changes what the model
+prefers, never what it can say: the Outlines constraint and no-repeat mask still
+decide which tokens exist.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from engine.errors import E_ADAPTER, TagsmithError
+
+CARD = "card.json"
+WEIGHTS = "adapter_model.safetensors"
+CONFIG = "adapter_config.json"
+
+_HERE = Path(__file__).resolve()
+#: The checkout's adapters/ folder, or its copy inside an installed wheel.
+_ADAPTERS = next((p for p in (_HERE.parents[2] / "adapters", _HERE.parents[1] / "_adapters") if p.is_dir()), _HERE.parents[2] / "adapters")
+DEFAULT_ADAPTER = _ADAPTERS / "smollm2-135m"
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    """What an adapter's card says about it."""
+
+    path: Path
+    base_model: str
+    tags: frozenset[str]  # exact names of the taxonomy it was trained on
+    taxonomy_fingerprint: str
+    policy: dict[str, Any]  # DecisionPolicy settings chosen for it (shortlist, prior_weight, count)
+    card: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.card.get("name") or self.path.name
+
+    def covers(self, names: list[str]) -> bool:
+        """Whether every tag of a request's list is one the adapter learned (a subset of
+        its taxonomy is fine: the shortlist it sees is a subset anyway)."""
+        return set(names) <= self.tags
+
+
+def read_adapter(path: str | Path) -> AdapterInfo:
+    """Read and check an adapter folder's card (no weights are loaded)."""
+    p = Path(path)
+    card_path = p / CARD
+    if not p.is_dir():
+        raise TagsmithError(E_ADAPTER, "adapter folder not found", file=str(p))
+    for need in (CARD, WEIGHTS, CONFIG):
+        if not (p / need).is_file():
+            raise TagsmithError(E_ADAPTER, f"not an adapter folder: {need} is missing", file=str(p))
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise TagsmithError(E_ADAPTER, f"unreadable card: {exc}", file=str(card_path)) from None
+    for key in ("base_model", "taxonomy", "policy"):
+        if key not in card:
+            raise TagsmithError(E_ADAPTER, "missing", file=str(card_path), field=key)
+    tax = card["taxonomy"]
+    if not isinstance(tax, dict) or not isinstance(tax.get("names"), list) or "fingerprint" not in tax:
+        raise TagsmithError(E_ADAPTER, "must hold 'names' and 'fingerprint'", file=str(card_path), field="taxonomy")
+    return AdapterInfo(p, str(card["base_model"]), frozenset(tax["names"]), str(tax["fingerprint"]), dict(card["policy"]), card)
+
+
+def check_taxonomy(info: AdapterInfo, names: list[str], fingerprint: str) -> None:
+    """Refuse a tag list the adapter never learned (explicit ``--adapter`` only)."""
+    if fingerprint == info.taxonomy_fingerprint or info.covers(names):
+        return
+    unknown = sorted(set(names) - info.tags)
+    shown = ", ".join(repr(n) for n in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+    raise TagsmithError(E_ADAPTER, f"adapter {info.name!r} was trained on taxonomy {info.taxonomy_fingerprint}, which lacks "
+                        f"{len(unknown)} of this list's tags ({shown}); train one for this list with 'tagsmith train' "
+                        "or pass --no-adapter", file=str(info.path / CARD))
+
+
+class AttachedAdapter:
+    """A peft LoRA adapter injected into a loaded model (its modules change in place,
+    so the decoder keeps calling the plain transformers model)."""
+
+    def __init__(self, info: AdapterInfo, peft_model: Any, explicit: bool = True) -> None:
+        self.info = info
+        self.peft_model = peft_model
+        self.explicit = explicit  # asked for by the user (a tag list it lacks is refused) or the default
+
+    def applies(self, names: list[str], fingerprint: str) -> bool:
+        """Whether the adapter decides for this tag list. An explicit adapter refuses a
+        list it never learned (E401); the default one steps aside (bare model, bare policy)."""
+        if self.explicit:
+            check_taxonomy(self.info, names, fingerprint)
+            return True
+        return fingerprint == self.info.taxonomy_fingerprint or self.info.covers(names)
+
+    @contextlib.contextmanager
+    def disabled(self) -> Iterator[None]:
+        """The bare model inside the block (for tag lists the adapter never learned)."""
+        with self.peft_model.disable_adapter():
+            yield
+
+
+def attach(model: Any, info: AdapterInfo, base_name: str, explicit: bool = True) -> AttachedAdapter:
+    """Inject ``info``'s LoRA weights into ``model`` (a transformers causal LM)."""
+    if info.base_model != base_name:
+        raise TagsmithError(E_ADAPTER, f"adapter {info.name!r} was trained for base model {info.base_model!r}, "
+                            f"not {base_name!r}", file=str(info.path / CARD), field="base_model")
+    from peft import PeftModel
+
+    try:
+        peft_model = PeftModel.from_pretrained(model, str(info.path), is_trainable=False)
+    except Exception as exc:  # peft/safetensors raise many kinds for a wrong or torn file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TagsmithError(E_ADAPTER, f"cannot load adapter weights: {first[:200]}", file=str(info.path)) from None
+    peft_model.eval()
+    return AttachedAdapter(info, peft_model, explicit)

@@ -1,0 +1,51 @@
+"""The model card written beside a trained adapter: what made it, and how good it is.
+
+``card.json`` is read by ``engine.decision.adapter`` (base model, taxonomy, policy);
+``README.md`` says the same for people.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def write_card(out: Path, card: dict[str, Any]) -> None:
+    (out / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False, sort_keys=False) + "\n", encoding="utf-8")
+    (out / "README.md").write_text(render_card(card), encoding="utf-8")
+
+
+def render_card(card: dict[str, Any]) -> str:
+    tax, data, lora, pol = card["taxonomy"], card["data"], card["lora"], card["policy"]
+    lines = [
+        f"# {card['name']}: a tagsmith decision adapter",
+        "",
+        f"LoRA adapter for **{card['base_model']}**, trained by `tagsmith train` to choose tags from the rules' shortlist "
+        "in exactly the prompt and answer format of the constrained decoder. It changes what the model prefers, never "
+        "what it can say: the Outlines constraint still decides which answers exist.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| base model | `{card['base_model']}` |",
+        f"| taxonomy | {len(tax['names'])} tags, fingerprint `{tax['fingerprint']}` |",
+        f"| data | `{data['file']}`: {data['items']} items ({data['examples']} with a gold tag on the shortlist), sha256 `{data['sha256']}`"
+        + (f", {data['fraction']:.0%} of the file" if data.get("fraction", 1) < 1 else "") + " |",
+        f"| LoRA | rank {lora['rank']}, alpha {lora['alpha']}, layers {lora['adapted_layers'][0]}-{lora['adapted_layers'][-1]}, "
+        f"{lora['trainable_params']:,} parameters |" if lora.get("adapted_layers") else f"| LoRA | rank {lora['rank']}, all layers |",
+        f"| training | {lora['epochs']} epochs, lr {lora['lr']}, seed {lora['seed']}, {card['training']['seconds']:.0f} s on "
+        f"{card['training']['device']}, peak RSS {card['training']['peak_rss_mb']:.0f} MiB |",
+        f"| policy | shortlist {pol['shortlist']}, prior weight {pol['prior_weight']}, count by {pol['count']} |",
+        "",
+    ]
+    cv = card.get("cross_validation")
+    if cv:
+        lines += [f"## Cross-validation on the training data ({cv['folds']} folds, adapter retrained per fold)", "",
+                  "| prior weight | count | micro-P | micro-R | micro-F1 | macro-F1 | top-1 | exact |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in cv["policies"]:
+            mark = " **(chosen)**" if {k: r[k] for k in ("shortlist", "prior_weight", "count")} == cv["chosen"] else ""
+            lines.append(f"| {r['prior_weight']} | {r['count']}{mark} | {r['micro_p']:.3f} | {r['micro_r']:.3f} | {r['micro_f1']:.3f} | "
+                         f"{r['macro_f1']:.3f} | {r['top1']:.3f} | {r['exact']:.3f} |")
+        lines.append("")
+    lines += ["Reproduce: `" + card["command"] + "`", ""]
+    return "\n".join(lines)

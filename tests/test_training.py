@@ -1,0 +1,185 @@
+"""Training the decision adapter: a tiny random model learns, adapters round-trip, a
+mismatched adapter is refused, and any adapter's answers stay valid by construction."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine import Tagger, TagsmithError
+from engine.decision.decoder import ConstrainedDecoder, DecodeRequest
+from engine.decision.policy import DecisionPolicy
+from engine.taxonomy import Taxonomy
+from engine.training.examples import answer_text, build_examples
+from engine.training.lora import LoraSettings, LoraTrainer
+from tests.conftest import FIXTURES, read_jsonl
+from tests.test_constraint import check, taxonomies
+
+MINI = FIXTURES / "train-mini.jsonl"
+MINI_TAX = FIXTURES / "taxonomy-mini.json"
+POLICY = DecisionPolicy(mode="hybrid", shortlist=5, count="model", prior_weight=0.0)
+
+
+def _tiny(tokenizer, seed=0):
+    """A fresh 2-layer random Llama on the real tokenizer (training mutates it)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=2048,
+                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                      initializer_range=0.3)  # wide enough that 32-d states can move the logits
+    return LlamaForCausalLM(cfg).eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(real_lm, tmp_path_factory):
+    """The tiny model saved as a local model folder, as a user's own model would be."""
+    d = tmp_path_factory.mktemp("tiny-model")
+    _tiny(real_lm.tokenizer).save_pretrained(d)
+    real_lm.tokenizer.save_pretrained(d)
+    return d
+
+
+def test_examples_use_the_decoders_format(real_lm, tiny_dir):
+    from engine.decision.model import load_model
+
+    lm = load_model(str(tiny_dir), "cpu", adapter=None)
+    tagger = Tagger(mode="hybrid", lm=lm, policy=POLICY)
+    rows = read_jsonl(MINI)
+    ex = build_examples(tagger, rows, Taxonomy.load(MINI_TAX))
+    assert len(ex.examples) + len(ex.skipped) == len(rows) and len(ex.examples) >= 6
+    e = next(x for x in ex.examples if x.id == "t2")
+    tok = lm.tokenizer
+    # The prompt is exactly what the decoder feeds: the prepared prefix + suffix ids.
+    (p,) = tagger.prepare(tagger.propose([{"id": "t2", "text": rows[1]["text"]}], Taxonomy.load(MINI_TAX)), Taxonomy.load(MINI_TAX))
+    assert e.prompt_ids == tuple(tok(p.prepared.prompt.prefix, add_special_tokens=False)["input_ids"]) + p.prepared.suffix_ids
+    assert tok.decode(list(e.answer_ids)) == answer_text(e.target) and e.target[0] in ("lib", "database")
+    assert json.loads(answer_text(["game-engine ", 'q"x'])) == ["game-engine ", 'q"x']
+
+
+def test_tiny_model_learns_and_loss_falls(real_lm):
+    lm_model = _tiny(real_lm.tokenizer, seed=1)
+    from engine.decision.model import LoadedModel
+
+    lm = LoadedModel(lm_model, real_lm.tokenizer, "tiny", "cpu", "float32")
+    ex = build_examples(Tagger(mode="hybrid", lm=lm, policy=POLICY), read_jsonl(MINI), Taxonomy.load(MINI_TAX))
+    tr = LoraTrainer(lm_model, LoraSettings(layers=1, rank=8, alpha=16, lr=1e-2, epochs=8, accumulate=2, dropout=0.0),
+                     probe=ex.examples[0].prompt_ids[:40])
+    assert tr.split.split and tr.adapted_layers == [1]  # the split reproduced the full model's logits
+    cached = tr.cache(ex.examples)
+    before = tr.mean_loss(ex.examples, cached)
+    losses = tr.fit(ex.examples, cached)
+    after = tr.mean_loss(ex.examples, cached)
+    assert after < 0.8 * before and losses[-1] < losses[0]
+    # Only LoRA weights train; the base stays frozen.
+    assert all("lora_" in n for n, p in tr.peft.named_parameters() if p.requires_grad)
+
+
+def test_train_job_round_trip_and_refusals(tiny_dir, tmp_path):
+    import torch
+
+    from engine.decision.model import load_model
+    from engine.training.job import train
+
+    out = tmp_path / "adapter"
+    card = train(MINI, MINI_TAX, out, model=str(tiny_dir), device="cpu", folds=2, shortlist=5,
+                 settings=LoraSettings(layers=1, rank=4, alpha=8, epochs=1, accumulate=2), log=lambda m: None)
+    assert {p.name for p in out.iterdir()} >= {"card.json", "README.md", "adapter_config.json", "adapter_model.safetensors"}
+    saved = json.loads((out / "card.json").read_text())
+    assert saved["base_model"] == str(tiny_dir) and saved["taxonomy"]["fingerprint"] == Taxonomy.load(MINI_TAX).fingerprint()
+    assert len(saved["cross_validation"]["policies"]) == 8 and saved["policy"] == card["cross_validation"]["chosen"]
+    assert saved["data"]["items"] == 8 and len(saved["data"]["sha256"]) == 16
+
+    lm = load_model(str(tiny_dir), "cpu", adapter=str(out))
+    bare = load_model(str(tiny_dir), "cpu", adapter=None)
+    assert lm.adapter is not None and lm.label.endswith("+adapter")
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    with torch.no_grad():
+        assert not torch.equal(lm.model(ids).logits, bare.model(ids).logits)  # the adapter changes preferences
+        with lm.adapter.disabled():
+            assert torch.allclose(lm.model(ids).logits, bare.model(ids).logits)
+    tagger = Tagger(mode="hybrid", lm=lm)
+    assert tagger.policy_for(Taxonomy.load(MINI_TAX)) == DecisionPolicy(mode="hybrid", **saved["policy"])
+    res = tagger.tag("A command-line tool for PostgreSQL databases, run in your terminal.", id="x", taxonomy=MINI_TAX)
+    check(json.dumps(res.tags), Taxonomy.load(MINI_TAX).names, 3)
+    assert res.explanation.to_dict()["model"].endswith("+adapter")
+    # A subset of the adapter's tag list is one it knows.
+    tagger.tag("A command-line tool.", id="y", taxonomy=["cli", "lib"])
+    # A list it never learned: an explicit adapter is refused with a clear error.
+    with pytest.raises(TagsmithError) as err:
+        tagger.tag("A command-line tool.", id="z", taxonomy=["cli", "kubernetes-operator"])
+    assert err.value.code == "E401" and "kubernetes-operator" in str(err.value) and "card.json" in str(err.value)
+    # An adapter for another base model is refused before any weight is read.
+    with pytest.raises(TagsmithError) as err:
+        load_model(None, "cpu", adapter=str(out))
+    assert err.value.code == "E401" and "base model" in str(err.value)
+    # Not an adapter folder at all.
+    with pytest.raises(TagsmithError) as err:
+        load_model(str(tiny_dir), "cpu", adapter=str(tiny_dir))
+    assert err.value.code == "E401"
+
+
+def test_train_refuses_unknown_gold_tags(tiny_dir, tmp_path):
+    from engine.training.job import train
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": "1", "text": "A command-line tool.", "tags": ["cli", "no-such-tag"]}) + "\n")
+    with pytest.raises(TagsmithError) as err:
+        train(bad, MINI_TAX, tmp_path / "out", model=str(tiny_dir), folds=0, log=lambda m: None)
+    assert err.value.code == "E402" and "bad.jsonl:1" in str(err.value) and "no-such-tag" in str(err.value)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(tax=taxonomies(), n=st.integers(1, 4), seed=st.integers(0, 5))
+def test_answers_stay_valid_with_any_adapter(real_lm, tiny_compiler, tax, n, seed):
+    """Random LoRA weights of large norm: the adapter may prefer anything, and still
+    only valid answers come out."""
+    import torch
+
+    from engine.decision.model import LoadedModel
+
+    model = _tiny(real_lm.tokenizer, seed=seed)
+    tr = LoraTrainer(model, LoraSettings(layers=2, rank=4, alpha=8))
+    torch.manual_seed(seed)
+    for name, p in tr.peft.named_parameters():
+        if "lora_" in name:
+            torch.nn.init.normal_(p, std=3.0)
+    lm = LoadedModel(model, real_lm.tokenizer, "tiny", "cpu", "float32")
+    dec = ConstrainedDecoder(lm, tiny_compiler.get(tax, n))
+    names = tax.names
+    outs = dec.decode([DecodeRequest(prompt="project", allowed=frozenset(names)),
+                       DecodeRequest(prompt="project", allowed=frozenset(names[:2]), min_tags=1)])
+    check(outs[0].text, names, n)
+    assert 1 <= len(check(outs[1].text, names[:2], n))
+
+
+def test_identical_prompts_share_a_prefill_and_answer_as_alone(tiny_lm, tiny_compiler):
+    """Cross-validation decodes one prompt under several policies in one batch: each
+    row must answer exactly as it would alone."""
+    tax = Taxonomy.from_names(["cli", "lib", "database", "web-app"])
+    dec = ConstrainedDecoder(tiny_lm, tiny_compiler.get(tax, 3))
+    allowed = frozenset(tax.names)
+    prior = {"cli": -0.1, "lib": -2.0, "database": -3.0, "web-app": -4.0}
+    reqs = [DecodeRequest(prompt="a tool", allowed=allowed, min_tags=1),
+            DecodeRequest(prompt="a tool", allowed=allowed, min_tags=1, log_prior=prior, prior_weight=5.0),
+            DecodeRequest(prompt="another project", allowed=allowed, target=2),
+            DecodeRequest(prompt="a tool", allowed=allowed, target=1, log_prior=prior, prior_weight=1.0)]
+    together = dec.decode(reqs)
+    alone = [dec.decode([r])[0] for r in reqs]
+    assert [o.text for o in together] == [o.text for o in alone]
+    assert together[1].tags[0] == "cli"  # the strong prior is felt in a shared-prefill row
+
+
+def test_policy_count_model_lets_the_model_close_the_list():
+    from engine.lexicon.types import Candidate
+
+    cands = [Candidate("cli", 0.9, 2.0), Candidate("lib", 0.5, 1.0), Candidate("ai", 0.2, 0.4)]
+    plan = DecisionPolicy(mode="hybrid", shortlist=3, count="model").plan(cands, ["cli", "lib", "ai"], 3)
+    assert plan.target is None and plan.min_tags == 1 and plan.allowed == {"cli", "lib", "ai"}
+    assert DecisionPolicy(mode="hybrid", shortlist=3).plan(cands, ["cli", "lib", "ai"], 3).target == 1
+    with pytest.raises(ValueError):
+        DecisionPolicy(count="sometimes")
