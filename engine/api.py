@@ -27,6 +27,7 @@ class Proposal:
     doc: Document | None  # None once prepared: the prompt carries what the model reads
     candidates: list[Candidate]
     prepared: Prepared | None = None
+    notes: list[str] = field(default_factory=list)  # for the explanation: text cut, regex budget spent
 
 
 @dataclass
@@ -47,6 +48,22 @@ class TagResult:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+
+#: Characters of a description that are analysed (the rest is cut, and the explanation
+#: says so): bounds time and memory on any input, well above real READMEs (<= 30k).
+ANALYZE_CHARS = 100_000
+#: The most that can be analysed (spaCy's own bound on a document); 0 means this.
+MAX_ANALYZE_CHARS = 1_000_000
+
+
+def cut_text(text: str, limit: int) -> tuple[str, str | None]:
+    """The first ``limit`` characters (at a line end when one is near), and a note when cut."""
+    if not limit or len(text) <= limit:
+        return text, None
+    end = text.rfind("\n", max(0, limit - 2000), limit)
+    head = text[: end if end > 0 else limit]
+    return head, f"text cut: the first {len(head):,} of {len(text):,} characters were analysed (--analyze-chars {limit})"
 
 
 def as_taxonomy(taxonomy: Taxonomy | Sequence[Any] | str | Path) -> Taxonomy:
@@ -79,6 +96,7 @@ class Tagger:
         lm: Any = None,
         adapter: str | Path | None = "default",
         policy_overrides: dict[str, Any] | None = None,
+        analyze_chars: int = ANALYZE_CHARS,
     ) -> None:
         if mode not in MODES:
             raise TagsmithError(E_OPTION, f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -90,6 +108,9 @@ class Tagger:
         self.policy = policy or DecisionPolicy(mode=mode)
         self.policy_overrides = dict(policy_overrides or {})
         self.adapter_spec = adapter
+        if analyze_chars < 0:
+            raise TagsmithError(E_OPTION, f"analyze_chars must be >= 0 (0: no bound), got {analyze_chars}")
+        self.analyze_chars = min(analyze_chars or MAX_ANALYZE_CHARS, MAX_ANALYZE_CHARS)
         self.model_spec = model
         self.device = device
         self.excerpt_tokens = excerpt_tokens
@@ -164,13 +185,19 @@ class Tagger:
         return self._compiler
 
     # -- public -----------------------------------------------------------------
-    def tag(self, text: str, id: str | None = None, taxonomy: Any = None, max_tags: int = 3, skeleton: dict[str, Any] | None = None) -> TagResult:
+    def tag(self, text: str, id: str | None = None, taxonomy: Any = None, max_tags: int = 3, skeleton: dict[str, Any] | None = None,
+            notes: list[str] | None = None) -> TagResult:
+        """Tag one description. ``notes`` (e.g. from a reader that left part of a huge
+        input unread) go into the explanation."""
         if taxonomy is None:
             raise TagsmithError(E_OPTION, "a taxonomy (tag list) is required")
-        return self.tag_many([{"id": id, "text": text, "skeleton": skeleton}], taxonomy=taxonomy, max_tags=max_tags)[0]
+        rec = {"id": id, "text": text, "skeleton": skeleton}
+        if notes:
+            rec["notes"] = list(notes)
+        return self.tag_many([rec], taxonomy=taxonomy, max_tags=max_tags)[0]
 
-    def tag_request(self, req: Request) -> TagResult:
-        return self.tag(req.text, id=req.id, taxonomy=req.taxonomy, max_tags=req.max_tags, skeleton=req.skeleton)
+    def tag_request(self, req: Request, notes: list[str] | None = None) -> TagResult:
+        return self.tag(req.text, id=req.id, taxonomy=req.taxonomy, max_tags=req.max_tags, skeleton=req.skeleton, notes=notes)
 
     def tag_many(self, records: Iterable[dict[str, Any]], taxonomy: Any, max_tags: int = 3) -> list[TagResult]:
         """Tag records ``{"id", "text"}``; the model runs in batches of ``batch_size``."""
@@ -186,7 +213,12 @@ class Tagger:
             text = r.get("text")
             if not isinstance(text, str) or not text.strip():
                 raise TagsmithError(E_EMPTY_TEXT, f"record {r.get('id')!r}: the description is empty")
-            out.append(Proposal(r, *lex.analyze(text)))
+            text, cut = cut_text(text, self.analyze_chars)
+            doc, cands = lex.analyze(text)
+            notes = [str(n) for n in (r.get("notes") or [])] + ([cut] if cut else [])
+            if lex.rules.timed_out:
+                notes.append("regex time budget spent; cut short: " + ", ".join(lex.rules.timed_out[:3]))
+            out.append(Proposal(r, doc, cands, notes=notes))
         return out
 
     def decide(self, items: list[Proposal], taxonomy: Any, max_tags: int = 3) -> list[TagResult]:
@@ -198,7 +230,8 @@ class Tagger:
             raise TagsmithError(E_MAX_TAGS, f"max_tags must be a positive integer, got {max_tags}")
         if self.mode == "rules":
             policy = self.policy_for(tax)
-            return [self._finish(p.record, tax, max_tags, p.candidates, policy.rules_pick(p.candidates, max_tags), None, {}) for p in items]
+            return [self._finish(p.record, tax, max_tags, p.candidates, policy.rules_pick(p.candidates, max_tags), None, {}, notes=p.notes)
+                    for p in items]
         ready = [p if p.prepared is not None and p.prepared.max_tags == max_tags else self._prepared(p, tax, max_tags) for p in items]
         # Similar prompt lengths share a batch (less padding), and identical prompts sit
         # side by side (the decoder prefills them once); answers go back in input order.
@@ -232,7 +265,7 @@ class Tagger:
         if p.doc is None:
             raise TagsmithError(E_OPTION, f"record {p.record.get('id')!r} was prepared for {p.prepared.max_tags} tags, not {max_tags}")
         ready = prepare(self.policy_for(tax), self.lm.tokenizer, p.doc, p.candidates, tax.names, max_tags, self.excerpt_tokens)
-        return Proposal(p.record, p.doc, p.candidates, ready)
+        return Proposal(p.record, p.doc, p.candidates, ready, p.notes)
 
     def _decide(self, chunk: list[Proposal], tax: Taxonomy, max_tags: int) -> list[TagResult]:
         from engine.decision.decoder import ConstrainedDecoder, DecodeRequest, PrefixCache
@@ -263,19 +296,20 @@ class Tagger:
                 "raw": out.text,
                 "steps": [s.__dict__ for s in out.steps],
             }
-            results.append(self._finish(p.record, tax, max_tags, p.candidates, out.tags, plan.rules_pick, decision, out.tag_prob))
+            results.append(self._finish(p.record, tax, max_tags, p.candidates, out.tags, plan.rules_pick, decision, out.tag_prob, p.notes))
         return results
 
     def _model_label(self, tax: Taxonomy) -> str:
         lm = self.lm
         return lm.label if self.adapter_applies(tax) else lm.name
 
-    def _finish(self, r: dict, tax: Taxonomy, max_tags: int, cands: list[Candidate], tags: list[str], rules_pick: list[str] | None, decision: dict, tag_prob: dict | None = None) -> TagResult:
+    def _finish(self, r: dict, tax: Taxonomy, max_tags: int, cands: list[Candidate], tags: list[str], rules_pick: list[str] | None, decision: dict, tag_prob: dict | None = None,
+                notes: list[str] | None = None) -> TagResult:
         rid = r.get("id")
         rid = None if rid is None else str(rid)
         exp = Explanation.build(
             id=rid, mode=self.mode, model=None if self.mode == "rules" else self._model_label(tax),
             pack=self.pack.digest, taxonomy=tax.fingerprint(), max_tags=max_tags, tags=tags, candidates=cands,
-            rules_pick=rules_pick or tags, decision=decision, tag_prob=tag_prob or {},
+            rules_pick=rules_pick or tags, decision=decision, tag_prob=tag_prob or {}, notes=notes,
         )
         return TagResult(rid, tags, exp, r.get("skeleton"))

@@ -13,21 +13,40 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.errors import E_ENCODING, E_INPUT, E_OPTION, E_WORKER, TagsmithError
+from engine.errors import E_ENCODING, E_INPUT, E_OPTION, E_WORKER, E_WRITE_STOPPED, TagsmithError
 from engine.io.records import load_jsonl
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 
 
-def _read_text(path: str) -> str:
+def _read_bounded(path: str, chars: int, keep_tail: bool) -> tuple[str, str | None]:
+    """A description file or raw request, read in bounded memory (see engine.io.bounded):
+    the text, and a note for the explanation when part of the input was not read."""
+    from engine.io.bounded import TAIL_BYTES, decode_head, read_bounded
+
+    name = "<stdin>" if path == "-" else path
+    head = chars * 4 + 4 if chars else 1 << 62
     try:
-        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+        if path == "-":
+            got = read_bounded(sys.stdin.buffer, head, TAIL_BYTES if keep_tail else 0)
+        else:
+            with open(path, "rb") as f:
+                got = read_bounded(f, head, TAIL_BYTES if keep_tail else 0)
     except OSError as exc:
         raise TagsmithError(E_INPUT, f"cannot read: {exc.strerror}", file=path) from None
     try:
-        return raw.decode("utf-8")
+        if not got.skipped:
+            return got.data.decode("utf-8"), None
+        if keep_tail:
+            head_text = decode_head(got.data[:head])
+            tail = got.data[head:]
+            cut = tail.find(b"\n")  # the tail starts mid-line, maybe mid-character
+            text = head_text + "\n" + tail[cut + 1 if cut >= 0 else 0:].decode("utf-8")
+        else:
+            text = decode_head(got.data)
     except UnicodeDecodeError as exc:
-        raise TagsmithError(E_ENCODING, f"not UTF-8 (byte {exc.start})", file="<stdin>" if path == "-" else path) from None
+        raise TagsmithError(E_ENCODING, f"not UTF-8 (byte {exc.start})", file=name) from None
+    return text, f"input of {got.total:,} bytes: {got.skipped:,} bytes past the analysed part were not read"
 
 
 def _tagger(args: argparse.Namespace) -> Any:
@@ -37,7 +56,7 @@ def _tagger(args: argparse.Namespace) -> Any:
     adapter = None if args.no_adapter else (args.adapter or "default")
     overrides = {k: v for k, v in (("shortlist", args.shortlist), ("prior_weight", args.prior_weight), ("count", args.count)) if v is not None}
     return Tagger(args.rules, mode=mode, model=args.model, device=args.device, excerpt_tokens=args.excerpt_tokens, batch_size=args.batch_size,
-                  overlap=args.overlap, adapter=adapter, policy_overrides=overrides)
+                  overlap=args.overlap, adapter=adapter, policy_overrides=overrides, analyze_chars=args.analyze_chars)
 
 
 def _add_engine_opts(p: argparse.ArgumentParser) -> None:
@@ -49,6 +68,8 @@ def _add_engine_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--excerpt-tokens", type=int, default=256, help="README tokens shown to the model")
     p.add_argument("--batch-size", type=int, default=None, help="items per model batch (default: 64 on GPU, 8 on CPU)")
     p.add_argument("--overlap", type=int, default=None, help="batches decoded at once, one thread each (default: 2 on GPU, 1 on CPU)")
+    p.add_argument("--analyze-chars", type=int, default=100_000, metavar="N",
+                   help="analyse the first N characters of a description (default 100000; 0: the most, 1000000); the explanation says when a text was cut")
     p.add_argument("--adapter", default=None, metavar="DIR", help="trained adapter folder (default: the shipped one, with the embedded model)")
     p.add_argument("--no-adapter", action="store_true", help="the bare model, without any adapter")
     p.add_argument("--shortlist", type=int, default=None, help="hybrid: rule candidates the model may choose from (default: the adapter's policy)")
@@ -66,26 +87,27 @@ def _request_from_args(args: argparse.Namespace) -> Any:
             raise TagsmithError(E_OPTION, "give either a request FILE or --text, not both")
         if not args.taxonomy:
             raise TagsmithError(E_OPTION, "--text needs --taxonomy TAX.json")
-        text = _read_text(args.text)
+        text, note = _read_bounded(args.text, args.analyze_chars, keep_tail=False)
         if not text.strip():
             from engine.errors import E_EMPTY_TEXT
 
             raise TagsmithError(E_EMPTY_TEXT, "the project description is empty", file=args.text)
         n = parse_max_tags(args.max_tags if args.max_tags is not None else 3, "--max-tags")
         skeleton = {"id": args.id, "tags": []}
-        return Request(text=text, id=args.id, max_tags=n, taxonomy=Taxonomy.load(args.taxonomy), skeleton=skeleton)
+        return Request(text=text, id=args.id, max_tags=n, taxonomy=Taxonomy.load(args.taxonomy), skeleton=skeleton), note
     src = args.file or "-"
-    req = parse_request(_read_text(src), source="<stdin>" if src == "-" else src)
+    raw, note = _read_bounded(src, args.analyze_chars, keep_tail=True)
+    req = parse_request(raw, source="<stdin>" if src == "-" else src)
     if args.max_tags is not None:
         from dataclasses import replace
 
         req = replace(req, max_tags=parse_max_tags(args.max_tags, "--max-tags"))
-    return req
+    return req, note
 
 
 def cmd_tag(args: argparse.Namespace) -> int:
-    req = _request_from_args(args)
-    result = _tagger(args).tag_request(req)
+    req, note = _request_from_args(args)
+    result = _tagger(args).tag_request(req, notes=[note] if note else None)
     print(result.to_json())
     if args.explain or args.explain_file:
         payload = json.dumps(result.explanation.to_dict(), ensure_ascii=False, indent=2)
@@ -99,8 +121,8 @@ def cmd_tag(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     from engine.report import render_markdown
 
-    req = _request_from_args(args)
-    result = _tagger(args).tag_request(req)
+    req, note = _request_from_args(args)
+    result = _tagger(args).tag_request(req, notes=[note] if note else None)
     sys.stdout.write(render_markdown(result.explanation.to_dict()))
     return EXIT_OK
 
@@ -122,7 +144,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     try:
         stats = job.run(args.input, args.output, resume=args.resume, fmt=args.format, id_col=args.id_col, text_col=args.text_col)
     except TagsmithError as exc:
-        if exc.code != E_WORKER:
+        if exc.code not in (E_WORKER, E_WRITE_STOPPED):
             raise
         print(f"tagsmith: {exc}", file=sys.stderr)  # not a usage error: the run stopped short
         return EXIT_PARTIAL
@@ -310,6 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
+    if hasattr(signal, "SIGXFSZ"):
+        # Past a file-size limit (ulimit -f) a write should fail with EFBIG, which the
+        # batch job reports (E105), instead of the signal killing the process.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     args = build_parser().parse_args(argv)
     handler = {"tag": cmd_tag, "explain": cmd_explain, "batch": cmd_batch, "eval": cmd_eval, "train": cmd_train, "report": cmd_report, "rules": cmd_rules}[args.cmd]
     try:

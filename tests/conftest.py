@@ -21,10 +21,12 @@ def shared() -> Path:
 
 
 @pytest.fixture(scope="session")
-def taxonomy(shared):
+def taxonomy():
+    """The requester's 90-tag list (a tag list, not third-party text: kept in fixtures/
+    so that engine tests run on a clone without ../shared)."""
     from engine.taxonomy import Taxonomy
 
-    return Taxonomy.load(shared / "taxonomy.json")
+    return Taxonomy.load(FIXTURES / "taxonomy.json")
 
 
 @pytest.fixture(scope="session")

@@ -31,27 +31,28 @@ def test_fixture_request(hybrid):
     assert set(res.tags) == {"cli", "blog"}
 
 
-def test_llm_mode_is_valid_and_deterministic(real_lm, shared):
+def test_llm_mode_is_valid_and_deterministic(real_lm):
     t = Tagger(mode="llm", lm=real_lm)
-    req = parse_request((shared / "example-request-4436.txt").read_text())
+    req = parse_request((FIXTURES / "request-example.txt").read_text())
     a, b = t.tag_request(req).to_json(), t.tag_request(req).to_json()
     assert a == b
     tags = json.loads(a)["tags"]
     assert 1 <= len(tags) <= 3 and set(tags) <= set(req.taxonomy.names)
 
 
-def test_markdown_explanation(hybrid, shared):
+def test_markdown_explanation(hybrid):
     from engine.report import render_markdown
 
-    req = parse_request((shared / "example-request-4436.txt").read_text())
-    md = render_markdown(hybrid.tag_request(req).explanation.to_dict())
-    assert "## Chosen" in md and "**ai**" in md and "## Why not" in md
+    req = parse_request((FIXTURES / "request-example.txt").read_text())
+    res = hybrid.tag_request(req)
+    md = render_markdown(res.explanation.to_dict())
+    assert "## Chosen" in md and f"**{res.tags[0]}**" in md and "## Why not" in md
 
 
-def test_batch_and_single_answers_are_identical(real_lm, shared, taxonomy):
+def test_batch_and_single_answers_are_identical(real_lm, taxonomy):
     from tests.conftest import read_jsonl
 
-    rows = [{"id": r["id"], "text": r["text"]} for r in read_jsonl(shared / "dev.jsonl")[:6]]
+    rows = [{"id": r["id"], "text": r["text"]} for r in read_jsonl(FIXTURES / "train-mini.jsonl")[:6]]
     batched = Tagger(mode="hybrid", lm=real_lm, batch_size=6).tag_many(rows, taxonomy=taxonomy)
     single = Tagger(mode="hybrid", lm=real_lm, batch_size=1).tag_many(rows, taxonomy=taxonomy)
     # Three batches decoded in overlapping threads (the GPU default is two).
@@ -61,13 +62,13 @@ def test_batch_and_single_answers_are_identical(real_lm, shared, taxonomy):
     assert [r.explanation.decision["raw"] for r in threaded] == [r.explanation.decision["raw"] for r in single]
 
 
-def test_batch_job_with_lexicon_workers_matches_in_process(real_lm, shared, taxonomy, tmp_path):
+def test_batch_job_with_lexicon_workers_matches_in_process(real_lm, taxonomy, tmp_path):
     """Hybrid batch with spawned lexicon workers (proposals travel between processes)
     writes the same bytes as the in-process job."""
     from engine.io.batch import BatchJob
     from tests.conftest import read_jsonl
 
-    rows = read_jsonl(shared / "dev.jsonl")[:5]
+    rows = read_jsonl(FIXTURES / "train-mini.jsonl")[:5]
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps({"id": r["id"], "text": r["text"]}) + "\n" for r in rows))
     outs = []

@@ -165,6 +165,8 @@ def test_cut_regexes_find_what_the_whole_regexes_find():
         for pre in fixed + named:
             rx = pre.for_text(text)
             assert _spans(rx, text) == _spans(pre.regex, text), (pre.pattern, text[:80])
+            # The scanning engine (``regex``, for its time budget) finds what ``re`` finds.
+            assert _spans(pre.regex, text) == _spans(re.compile(pre.pattern, re.MULTILINE), text), (pre.pattern, text[:80])
             cut += rx is not None and rx is not pre.regex
             matched += bool(_spans(rx, text))
     assert cut >= 100 and matched >= 50  # (the rule examples alone: 275 cut, 63 matched)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,12 +64,54 @@ def _pick_device(device: str | None) -> tuple[str, Any]:
     return device, dtype
 
 
+MANIFEST = "tagsmith-manifest.json"
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_manifest(folder: Path) -> None:
+    """Size and sha256 of every file of a converted model, written before it is published."""
+    files = {p.name: {"size": p.stat().st_size, "sha256": _digest(p)} for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
+    (folder / MANIFEST).write_text(json.dumps({"files": files}, indent=1))
+
+
+def cache_problem(folder: Path) -> str | None:
+    """Why a cached model cannot be trusted (missing manifest, a file missing, cut or
+    changed), or None. The weights are hashed in full (~0.5 s for 135M parameters):
+    a damaged cache would otherwise give a silently different model."""
+    try:
+        files = json.loads((folder / MANIFEST).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "no valid manifest"
+    for name, want in files.items():
+        p = folder / name
+        try:
+            if p.stat().st_size != want["size"]:
+                return f"{name}: size {p.stat().st_size}, expected {want['size']}"
+        except OSError:
+            return f"{name}: missing"
+        if _digest(p) != want["sha256"]:
+            return f"{name}: content changed"
+    return None
+
+
 def _load_gguf(path: Path, dtype: Any) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     st = path.stat()
     key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{int(st.st_mtime)}".encode()).hexdigest()[:16]
     cached = cache_root() / "models" / f"{path.stem}-{key}"
+    if cached.exists():
+        problem = cache_problem(cached)
+        if problem is not None:
+            print(f"tagsmith: the model cache {cached} is damaged ({problem}); rebuilding it", file=sys.stderr)
+            shutil.rmtree(cached, ignore_errors=True)
     if not (cached / "config.json").exists():
         tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
         model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype="float32")
@@ -80,6 +124,7 @@ def _load_gguf(path: Path, dtype: Any) -> tuple[Any, Any]:
         try:
             model.save_pretrained(tmp)
             tok.save_pretrained(tmp)
+            write_manifest(tmp)
             if cached.exists():  # another process converted it first
                 shutil.rmtree(tmp)
             else:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterator
 
+from engine.errors import E_LOCKED, E_OUTPUT, E_WRITE_STOPPED, TagsmithError
 from engine.io.records import Position, Record, read_records
 from engine.io.workers import WorkerPool
 
@@ -24,6 +25,38 @@ class BatchStats:
     failed: int = 0
     skipped: int = 0
     errors: list[dict] = field(default_factory=list)
+
+
+def open_locked(path: str) -> IO[str]:
+    """Open ``path`` for appending under an exclusive lock: a second batch process writing
+    the same output is refused (E106) instead of interleaving lines with the first."""
+    import fcntl
+
+    try:
+        fh = open(path, "a", encoding="utf-8")
+    except OSError as exc:
+        raise TagsmithError(E_OUTPUT, f"cannot write: {exc.strerror or exc}", file=path) from None
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise TagsmithError(E_LOCKED, "another tagsmith batch is writing this output; wait for it or choose another -o",
+                            file=path) from None
+    return fh
+
+
+def _close(fh: IO[str] | None) -> None:
+    """Close an output; a buffer that cannot be flushed (disk full) is dropped, not raised:
+    the error that stopped the run has been reported already."""
+    if fh is None or fh in (sys.stdout, sys.stderr):
+        return
+    try:
+        fh.close()
+    except OSError:
+        try:
+            fh.close()
+        except OSError:
+            pass
 
 
 def answered_ids(path: str) -> set[str]:
@@ -48,11 +81,11 @@ _WORKER: dict[str, Any] = {}
 
 
 def _worker_init(pack_root: str | None, names: list[Any], policy: Any, max_tags: int,
-                 tokenizer: Any = None, excerpt_tokens: int = 0) -> None:
+                 tokenizer: Any = None, excerpt_tokens: int = 0, analyze_chars: int = 0) -> None:
     from engine.api import Tagger
     from engine.taxonomy import Taxonomy
 
-    _worker_adopt(Tagger(pack_root, mode="rules", policy=policy), Taxonomy.from_names(names), max_tags)
+    _worker_adopt(Tagger(pack_root, mode="rules", policy=policy, analyze_chars=analyze_chars), Taxonomy.from_names(names), max_tags)
     _WORKER.update(tokenizer=tokenizer, excerpt_tokens=excerpt_tokens)
 
 
@@ -69,7 +102,7 @@ def _worker_propose(rec: dict) -> Any:
     (p,) = _WORKER["tagger"].propose([rec], _WORKER["tax"])
     tax, n = _WORKER["tax"], _WORKER["max_tags"]
     ready = prepare(_WORKER["tagger"].policy, _WORKER["tokenizer"], p.doc, p.candidates, tax.names, n, _WORKER["excerpt_tokens"])
-    return Proposal({k: v for k, v in rec.items() if k != "text"}, None, p.candidates, ready)
+    return Proposal({k: v for k, v in rec.items() if k != "text"}, None, p.candidates, ready, p.notes)
 
 
 def _worker_tag(rec: dict) -> Any:
@@ -113,10 +146,29 @@ class BatchJob:
 
     def run(self, source: str, out_path: str, resume: bool = False, fmt: str = "auto", id_col: str = "id", text_col: str = "text") -> BatchStats:
         stats = BatchStats()
-        done = answered_ids(out_path) if resume and out_path != "-" else set()
-        out = sys.stdout if out_path == "-" else open(out_path, "a" if resume else "w", encoding="utf-8")
-        # Errors are recomputed from the input on every run, so the file is rewritten.
-        errors = open(out_path + ".errors.jsonl", "w", encoding="utf-8") if out_path != "-" else sys.stderr
+        out = sys.stdout if out_path == "-" else open_locked(out_path)
+        try:
+            done = answered_ids(out_path) if resume and out_path != "-" else set()
+            if out is not sys.stdout and not resume:
+                out.truncate(0)
+            # Errors are recomputed from the input on every run, so the file is rewritten.
+            errors = open(out_path + ".errors.jsonl", "w", encoding="utf-8") if out_path != "-" else sys.stderr
+        except OSError as exc:
+            _close(out)
+            raise TagsmithError(E_OUTPUT, f"cannot write: {exc.strerror or exc}", file=out_path) from None
+        try:
+            return self._run(source, out, errors, out_path, done, stats, fmt, id_col, text_col)
+        except OSError as exc:
+            # A full disk or a file-size limit mid-run: answers written so far are whole
+            # lines or one torn line, which --resume cuts off; nothing is answered twice.
+            raise TagsmithError(E_WRITE_STOPPED, f"stopped: {exc.strerror or exc}; answers so far are kept: fix the cause, then "
+                                "run again with --resume", file=getattr(exc, "filename", None) or out_path) from None
+        finally:
+            _close(out)
+            _close(errors)
+
+    def _run(self, source: str, out: IO[str], errors: IO[str], out_path: str, done: set[str], stats: BatchStats,
+             fmt: str, id_col: str, text_col: str) -> BatchStats:
         if self.explain_dir:
             self.explain_dir.mkdir(parents=True, exist_ok=True)
         bar = None
@@ -151,10 +203,6 @@ class BatchJob:
                 pool.close()
             if bar is not None:
                 bar.close()
-            if out is not sys.stdout:
-                out.close()
-            if errors is not sys.stderr:
-                errors.close()
         return stats
 
     def _pool(self, mp: Any, rules_only: bool) -> WorkerPool:
@@ -170,7 +218,7 @@ class BatchJob:
             return WorkerPool(self.workers, mp.get_context("fork"), _worker_adopt,
                               (self.tagger, self.taxonomy, self.max_tags, self.explain_dir is not None))
         init = (self.tagger.pack.root, [{"id": t.id, "name": t.name} for t in self.taxonomy], self.tagger.policy_for(self.taxonomy), self.max_tags,
-                None if rules_only else self.tagger.lm.tokenizer, self.tagger.excerpt_tokens)
+                None if rules_only else self.tagger.lm.tokenizer, self.tagger.excerpt_tokens, self.tagger.analyze_chars)
         return WorkerPool(self.workers, mp.get_context("spawn"), _worker_init, init)
 
     def _emit(self, chunk: list, out: IO[str], stats: BatchStats, bar: Any, decided: bool, position: Position) -> None:

@@ -6,6 +6,7 @@ tag, the kind of rule and the term (with its weight and section filter).
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 
 from spacy.matcher import Matcher, PhraseMatcher
@@ -16,6 +17,9 @@ from engine.lexicon.prefilter import Occurrences, Prefiltered
 from engine.rules import RulePack, TagRule
 from engine.rules.schema import Term
 from engine.taxonomy import Tag, Taxonomy
+
+
+REGEX_BUDGET_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,10 @@ class CompiledRules:
         self.negatives = PhraseMatcher(nlp.vocab, attr="LEMMA")
         self.tokens = Matcher(nlp.vocab)
         self.regexes: list[tuple[Prefiltered, TermInfo]] = []
+        # Seconds of regex scanning one document may take, all rule regexes together
+        # (~4 ms is typical): a backstop for patterns the load-time check cannot judge.
+        self.regex_budget = REGEX_BUDGET_S
+        self.timed_out: list[str] = []  # regexes cut short on the last document
         self.name_regexes: list[tuple[str, TermInfo]] = []  # lowered templates with {name}
         self._for_names: dict[tuple[str, ...], list[tuple[Prefiltered, TermInfo]]] = {}
         self.terms: dict[str, TermInfo] = {}
@@ -128,6 +136,8 @@ class CompiledRules:
         # A regex whose words are absent is skipped; one whose alternatives need absent
         # words scans without them. Each word is searched for once per text.
         found = Occurrences(text)
+        self.timed_out = []
+        deadline = time.monotonic() + self.regex_budget
         runs: dict[frozenset[str], list[tuple[int, int]]] = {}
         merged = None if sections is None else _same_kind_merged(sections)
         for pre, info in regexes:
@@ -140,10 +150,19 @@ class CompiledRules:
                 stretches = runs[info.where] = _runs(merged, info.where)
             else:
                 stretches = runs[info.where]
-            for a, b in stretches:
-                for m in rx.finditer(text, a, b):
-                    if m.end() > m.start():
-                        hits.append(Hit(info, m.start(), m.end()))
+            try:
+                for a, b in stretches:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError
+                    for m in rx.finditer(text, a, b, timeout=left):
+                        if m.end() > m.start():
+                            hits.append(Hit(info, m.start(), m.end()))
+            except TimeoutError:
+                # The document's regex budget is spent: this and later regexes yield
+                # what they found so far (the README says so; the tests bound it).
+                self.timed_out.append(info.label)
+        
         negs = [Hit(self.terms[strings[mid]], *span_offsets(doc, s, e)) for mid, s, e in self.negatives(doc)]
         return hits, negs
 

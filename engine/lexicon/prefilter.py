@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import regex as _regex
+
 try:  # Python >= 3.11
     from re import _constants as _C
     from re import _parser as _P
@@ -204,7 +206,7 @@ class Prefiltered:
     def __init__(self, pattern: str, flags: int = 0) -> None:
         self.pattern = pattern
         self.flags = flags
-        self.regex = re.compile(pattern, flags)
+        self.regex = scanner(pattern, flags)
         self.literals = required_literals(pattern, flags)
         self._tree: _Alternation | None = None
         self._checks: list[Literals] = []  # necessary literals of each prunable option
@@ -216,7 +218,7 @@ class Prefiltered:
             if tree is not None and _render(tree) == pattern:
                 self._tree = tree
                 self._number(tree)
-        self._variants: dict[tuple[bool, ...], re.Pattern[str] | None] = {}
+        self._variants: dict[tuple[bool, ...], "_regex.Pattern[str] | None"] = {}
 
     def _number(self, alt: _Alternation) -> None:
         if len(alt.options) > 1:
@@ -228,7 +230,7 @@ class Prefiltered:
                 if isinstance(x, _Group):
                     self._number(x.alts)
 
-    def for_text(self, text: str, found: Occurrences | None = None) -> re.Pattern[str] | None:
+    def for_text(self, text: str, found: Occurrences | None = None) -> "_regex.Pattern[str] | None":
         """``found``: the text's ``Occurrences``, when several regexes share them."""
         if found is None:
             found = Occurrences(text)
@@ -242,5 +244,16 @@ class Prefiltered:
         if len(self._variants) >= self.MAX_VARIANTS:
             self._variants.clear()
         pattern = _render(self._tree, kept)  # type: ignore[arg-type]
-        rx = self._variants[kept] = None if pattern is None else re.compile(pattern, self.flags)
+        rx = self._variants[kept] = None if pattern is None else scanner(pattern, self.flags)
         return rx
+
+
+def scanner(pattern: str, flags: int = 0) -> "_regex.Pattern[str]":
+    """Compile with the ``regex`` engine: same syntax and matches as ``re`` for rule
+    patterns, and its scans take a ``timeout``, so a pattern that the load-time check
+    let through cannot stall a document (see ``CompiledRules.run``)."""
+    out = 0
+    for name in ("MULTILINE", "IGNORECASE", "DOTALL", "VERBOSE", "ASCII"):
+        if flags & getattr(re, name):
+            out |= getattr(_regex, name)
+    return _regex.compile(pattern, out)

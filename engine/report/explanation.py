@@ -30,6 +30,7 @@ class Explanation:
     candidates: list[dict[str, Any]]
     decision: dict[str, Any] = field(default_factory=dict)
     rejected: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. the text was cut, a regex ran out of time
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,6 +50,7 @@ class Explanation:
         rules_pick: list[str],
         decision: dict[str, Any],
         tag_prob: dict[str, float],
+        notes: list[str] | None = None,
     ) -> "Explanation":
         by_tag = {c.tag: c for c in candidates}
         chosen = []
@@ -82,5 +84,5 @@ class Explanation:
         return cls(
             id=id, mode=mode, model=model, pack=pack, taxonomy=taxonomy, max_tags=max_tags,
             chosen=chosen, candidates=[c.to_dict() for c in candidates[:12]],
-            decision=decision, rejected=rejected,
+            decision=decision, rejected=rejected, notes=list(notes or []),
         )

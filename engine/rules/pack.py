@@ -8,9 +8,13 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from engine.errors import E_RULES, TagsmithError
-from engine.rules.schema import RulePackFile, TagRule
-from engine.rules.yaml_lines import line_for, load_with_lines
+from engine.errors import E_PACK_LIMIT, E_REGEX_UNSAFE, E_RULES, TagsmithError
+from engine.rules.schema import UNSAFE, RulePackFile, TagRule
+from engine.rules.yaml_lines import ForbiddenTag, TooLarge, line_for, load_with_lines
+
+MAX_FILE_BYTES = 1 << 20  # one pack file
+MAX_PACK_BYTES = 16 << 20  # all files of a pack
+MAX_PACK_FILES = 1000
 from engine.taxonomy import tag_key
 
 
@@ -51,15 +55,24 @@ def _format_loc(loc: tuple) -> str:
 
 def load_file(path: Path) -> tuple[RulePackFile, dict[tuple, int]]:
     """Load one YAML file; errors name file, line and field."""
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise TagsmithError(E_PACK_LIMIT, f"file too large: {size:,} bytes, at most {MAX_FILE_BYTES:,}", file=str(path))
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise TagsmithError(E_RULES, f"not UTF-8 (byte {exc.start})", file=str(path)) from None
     try:
         data, lines = load_with_lines(text)
+    except TooLarge as exc:
+        raise TagsmithError(E_PACK_LIMIT, str(exc), file=str(path)) from None
+    except ForbiddenTag as exc:
+        raise TagsmithError(E_RULES, str(exc), file=str(path), line=exc.line) from None
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise TagsmithError(E_RULES, f"YAML syntax: {exc.problem}", file=str(path), line=line) from None
+    except (yaml.YAMLError, RecursionError) as exc:
+        raise TagsmithError(E_RULES, f"YAML: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=str(path)) from None
     if data is None:
         data = {}
     try:
@@ -70,7 +83,8 @@ def load_file(path: Path) -> tuple[RulePackFile, dict[tuple, int]]:
         # pydantic may append a validator name to the location; keep the data path.
         msg = err["msg"].removeprefix("Value error, ")
         more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise TagsmithError(E_RULES, msg + more, file=str(path), line=line_for(lines, loc), field=_format_loc(loc)) from None
+        code = E_REGEX_UNSAFE if msg.startswith(UNSAFE) else E_RULES
+        raise TagsmithError(code, msg + more, file=str(path), line=line_for(lines, loc), field=_format_loc(loc)) from None
 
 
 def load_pack(directory: str | Path | None = None) -> RulePack:
@@ -79,12 +93,17 @@ def load_pack(directory: str | Path | None = None) -> RulePack:
     if not root.exists():
         raise TagsmithError(E_RULES, "rule pack folder not found", file=str(root))
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml"))
+    if len(files) > MAX_PACK_FILES:
+        raise TagsmithError(E_PACK_LIMIT, f"{len(files)} YAML files, at most {MAX_PACK_FILES}", file=str(root))
+    total = sum(p.stat().st_size for p in files)
+    if total > MAX_PACK_BYTES:
+        raise TagsmithError(E_PACK_LIMIT, f"pack too large: {total:,} bytes, at most {MAX_PACK_BYTES:,}", file=str(root))
     rules: dict[str, TagRule] = {}
     sources: dict[str, RuleSource] = {}
     digest = hashlib.sha256()
     for path in files:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
         pack_file, lines = load_file(path)
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
         for i, rule in enumerate(pack_file.rules):
             key = tag_key(rule.tag)
             line = lines.get(("rules", i), 0)

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from engine.rules.regex_safety import unsafe_reason
+
 #: Where in a README a hit was found. ``boilerplate`` is badges, licence, install,
 #: contributors, sponsors and changelogs; ``code`` is fenced/indented code.
 Section = Literal["title", "tagline", "heading", "intro", "body", "list", "code", "boilerplate"]
@@ -62,11 +64,24 @@ class RegexTerm(_StringShorthand):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, v: str) -> str:
+        if len(v) > MAX_PATTERN_CHARS:
+            raise ValueError(f"pattern too long: {len(v)} characters, at most {MAX_PATTERN_CHARS}")
+        probe = v.replace("{name}", "(?:foo|bar)")
         try:
-            re.compile(v.replace("{name}", "x"))
+            re.compile(probe)
         except re.error as exc:
             raise ValueError(f"invalid regex: {exc}") from None
+        why = unsafe_reason(probe)
+        if why:
+            raise ValueError(f"{UNSAFE} {why}")
         return v
+
+
+#: Bounds on what one pack may hold: a shared pack is untrusted input.
+MAX_PATTERN_CHARS = 2000
+MAX_RULES_PER_FILE = 2000
+MAX_TERMS_PER_RULE = 5000
+UNSAFE = "unsafe regex (catastrophic backtracking):"
 
 
 class PatternTerm(_Strict):
@@ -89,11 +104,11 @@ class TagRule(_Strict):
 
     tag: str = Field(min_length=1, description="Tag name; matched loosely against the taxonomy.")
     weight: float = Field(1.0, ge=0, le=10, description="Multiplies every hit of this tag.")
-    aliases: list[Term] = Field(default_factory=list, description="Names of the thing; also matched fuzzily (typos).")
-    phrases: list[Term] = Field(default_factory=list)
-    patterns: list[PatternTerm] = Field(default_factory=list)
-    regexes: list[RegexTerm] = Field(default_factory=list)
-    negatives: list[str] = Field(default_factory=list, description="Phrases that veto a hit on the same line (false friends).")
+    aliases: list[Term] = Field(default_factory=list, max_length=MAX_TERMS_PER_RULE, description="Names of the thing; also matched fuzzily (typos).")
+    phrases: list[Term] = Field(default_factory=list, max_length=MAX_TERMS_PER_RULE)
+    patterns: list[PatternTerm] = Field(default_factory=list, max_length=MAX_TERMS_PER_RULE)
+    regexes: list[RegexTerm] = Field(default_factory=list, max_length=MAX_TERMS_PER_RULE)
+    negatives: list[str] = Field(default_factory=list, max_length=MAX_TERMS_PER_RULE, description="Phrases that veto a hit on the same line (false friends).")
     implies: dict[str, float] = Field(default_factory=dict, description="Other tag -> share of this tag's score it receives.")
     prefer_over: list[str] = Field(default_factory=list, description="More generic tags this one outranks when both fire.")
     admit: float | None = Field(
@@ -116,4 +131,4 @@ class RulePackFile(_Strict):
     """One YAML file of a rule pack."""
 
     version: Literal[1] = 1
-    rules: list[TagRule] = Field(default_factory=list)
+    rules: list[TagRule] = Field(default_factory=list, max_length=MAX_RULES_PER_FILE)

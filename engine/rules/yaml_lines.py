@@ -10,26 +10,75 @@ from typing import Any
 import yaml
 
 
-def load_with_lines(text: str) -> tuple[Any, dict[tuple, int]]:
-    """Parse YAML safely and return (data, {path: 1-based line})."""
+#: Values one file may expand to. Aliases let a few lines stand for billions of values
+#: ("billion laughs"); building stops at this count instead of running for minutes.
+MAX_NODES = 200_000
+
+
+class TooLarge(ValueError):
+    """The document expands to more than ``MAX_NODES`` values."""
+
+
+def load_with_lines(text: str, max_nodes: int = MAX_NODES) -> tuple[Any, dict[tuple, int]]:
+    """Parse YAML safely and return (data, {path: 1-based line}).
+
+    Only plain data is built (SafeLoader: no tags that construct objects or run code),
+    and at most ``max_nodes`` values, counting every expansion of an alias.
+    """
     node = yaml.compose(text, Loader=yaml.SafeLoader)
     lines: dict[tuple, int] = {}
     if node is None:
         return None, lines
-    return _build(node, (), lines), lines
+    # Aliases make the node graph a DAG whose expansion can be exponential: its size is
+    # counted on the DAG (each node once) before anything is built.
+    if _expanded_size(node, {}) > max_nodes:
+        raise TooLarge(f"the document expands to more than {max_nodes:,} values (YAML aliases?)")
+    return _build(node, (), lines, [max_nodes]), lines
 
 
-def _build(node: yaml.Node, path: tuple, lines: dict[tuple, int]) -> Any:
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    hit = memo.get(id(node))
+    if hit is not None:
+        return hit
+    memo[id(node)] = 1  # a cycle (a node aliasing its own ancestor) counts once, then fails to build
+    if isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(v, memo) for v in node.value)
+    else:
+        size = 1
+    memo[id(node)] = size
+    return size
+
+
+_CORE = "tag:yaml.org,2002:"
+_PLAIN = {_CORE + t for t in ("str", "int", "float", "bool", "null", "seq", "map")}
+
+
+class ForbiddenTag(ValueError):
+    """A YAML tag other than plain data (``!!python/object``, custom ``!tags``)."""
+
+    def __init__(self, tag: str, line: int) -> None:
+        super().__init__(f"YAML tag {tag.replace(_CORE, '!!')!r} is not allowed in a rule pack (plain data only)")
+        self.line = line
+
+
+def _build(node: yaml.Node, path: tuple, lines: dict[tuple, int], budget: list[int]) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise TooLarge(f"the document expands to more than {MAX_NODES:,} values (YAML aliases?)")
+    if node.tag not in _PLAIN:
+        raise ForbiddenTag(node.tag, node.start_mark.line + 1)
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for knode, vnode in node.value:
             key = yaml.SafeLoader(" ").construct_object(knode, deep=True) if not isinstance(knode, yaml.ScalarNode) else _scalar(knode)
-            out[key] = _build(vnode, path + (key,), lines)
+            out[key] = _build(vnode, path + (key,), lines, budget)
             lines.setdefault(path + (key,), knode.start_mark.line + 1)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(v, path + (i,), lines) for i, v in enumerate(node.value)]
+        return [_build(v, path + (i,), lines, budget) for i, v in enumerate(node.value)]
     return _scalar(node)
 
 
