@@ -58,15 +58,28 @@ def test_examples_use_the_decoders_format(real_lm, tiny_dir):
     (p,) = tagger.prepare(tagger.propose([{"id": "t2", "text": rows[1]["text"]}], Taxonomy.load(MINI_TAX)), Taxonomy.load(MINI_TAX))
     assert e.prompt_ids == tuple(tok(p.prepared.prompt.prefix, add_special_tokens=False)["input_ids"]) + p.prepared.suffix_ids
     assert tok.decode(list(e.answer_ids)) == answer_text(e.target) and e.target[0] in ("lib", "database")
+    # Choice points: where the constraint leaves the decoder more than one token.
+    tax = Taxonomy.load(MINI_TAX)
+    c = tagger.compiler.get(tax, 3)
+    e = next(x for x in build_examples(tagger, rows, tax, constraint=c).examples if x.id == "t2")
+    firsts = {j: kept for j, kept in e.choices}
+    assert 1 in firsts and e.answer_ids[1] in firsts[1]  # the first tag's first token is a choice...
+    names = {n for n in e.allowed}
+    assert {c.token_strings[t].strip() for t in firsts[1]} & names  # ...among the shortlist's names
+    assert all(e.answer_ids[j] in kept and len(kept) > 1 for j, kept in e.choices)
     assert json.loads(answer_text(["game-engine ", 'q"x'])) == ["game-engine ", 'q"x']
 
 
-def test_tiny_model_learns_and_loss_falls(real_lm):
+@pytest.mark.parametrize("constrained", [False, True])
+def test_tiny_model_learns_and_loss_falls(real_lm, constrained):
     lm_model = _tiny(real_lm.tokenizer, seed=1)
     from engine.decision.model import LoadedModel
 
     lm = LoadedModel(lm_model, real_lm.tokenizer, "tiny", "cpu", "float32")
-    ex = build_examples(Tagger(mode="hybrid", lm=lm, policy=POLICY), read_jsonl(MINI), Taxonomy.load(MINI_TAX))
+    tagger = Tagger(mode="hybrid", lm=lm, policy=POLICY)
+    tax = Taxonomy.load(MINI_TAX)
+    ex = build_examples(tagger, read_jsonl(MINI), tax, constraint=tagger.compiler.get(tax, 3) if constrained else None)
+    assert all(bool(e.choices) == constrained for e in ex.examples)
     tr = LoraTrainer(lm_model, LoraSettings(layers=1, rank=8, alpha=16, lr=1e-2, epochs=8, accumulate=2, dropout=0.0),
                      probe=ex.examples[0].prompt_ids[:40])
     assert tr.split.split and tr.adapted_layers == [1]  # the split reproduced the full model's logits
@@ -75,6 +88,8 @@ def test_tiny_model_learns_and_loss_falls(real_lm):
     losses = tr.fit(ex.examples, cached)
     after = tr.mean_loss(ex.examples, cached)
     assert after < 0.8 * before and losses[-1] < losses[0]
+    if constrained:  # the held-in choices are now mostly right
+        assert tr.choice_accuracy(ex.examples, cached)["choice"] > 0.6
     # Only LoRA weights train; the base stays frozen.
     assert all("lora_" in n for n, p in tr.peft.named_parameters() if p.requires_grad)
 

@@ -70,7 +70,12 @@ class Explanation:
         for c in candidates[:8]:
             if c.tag in tags:
                 continue
-            if c.tag in rules_pick:
+            allowed = decision.get("allowed") if decision else None
+            on_shortlist = allowed == "all" or (isinstance(allowed, list) and c.tag in allowed)
+            if decision and decision.get("target") is None and on_shortlist and len(tags) < max_tags:
+                mass = _first_mass(decision.get("steps") or [], c.tag)
+                why = "on the shortlist, but the model closed the answer without it" + (f" (its mass at the first choice: {mass:.2f})" if mass is not None else "")
+            elif c.tag in rules_pick:
                 why = "picked by the rules but the model preferred the other tags"
             elif len(tags) >= max_tags:
                 why = f"the answer already has the maximum of {max_tags} tags"
@@ -86,3 +91,12 @@ class Explanation:
             chosen=chosen, candidates=[c.to_dict() for c in candidates[:12]],
             decision=decision, rejected=rejected, notes=list(notes or []),
         )
+
+
+def _first_mass(steps: list[dict[str, Any]], tag: str) -> float | None:
+    """The probability mass the model gave ``tag`` at its first recorded choice."""
+    for step in steps:
+        mass = step.get("tag_mass", {}).get(tag)
+        if mass is not None:
+            return float(mass)
+    return None

@@ -26,6 +26,10 @@ class Example:
     answer_ids: tuple[int, ...]  # the JSON array the decoder must write
     target: tuple[str, ...]
     gold: tuple[str, ...]
+    allowed: tuple[str, ...] = ()  # the shortlist the decoder may choose from
+    # Where the decoder really chooses: (answer position, tokens the constraint allows
+    # there). Training normalises over these alone, as greedy constrained decoding does.
+    choices: tuple[tuple[int, tuple[int, ...]], ...] = ()
 
 
 @dataclass
@@ -63,8 +67,28 @@ def data_hash(rows: list[dict[str, Any]]) -> str:
     return h.hexdigest()[:16]
 
 
-def build_examples(tagger: Tagger, rows: list[dict[str, Any]], taxonomy: Any, max_tags: int = 3, source: str = "<rows>") -> ExampleSet:
-    """Prompts and targets for ``rows`` (``{"id","text","tags"}``) under ``tagger``'s policy."""
+def choice_points(constraint: Any, answer_ids: tuple[int, ...], allowed: frozenset[str]) -> tuple[tuple[int, tuple[int, ...]], ...]:
+    """The answer's steps where the constraint leaves more than one token (the model
+    closes the list itself: no fixed count, at least one tag), with those tokens."""
+    guide = constraint.new_guide()
+    text = ""
+    out = []
+    for j, tok in enumerate(answer_ids):
+        kept = tuple(k for k in constraint.kept_tokens(text, guide.get_tokens(), allowed, None, 1) if k != constraint.eos_id)
+        if tok not in kept:
+            raise TagsmithError(E_TRAIN, f"answer token {j} ({constraint.token_strings[tok]!r}) is outside the constraint: "
+                                "the tokenizer and the constraint disagree")
+        if len(kept) > 1:
+            out.append((j, kept))
+        guide.advance(token_id=tok, return_tokens=False)
+        text += constraint.token_strings[tok]
+    return tuple(out)
+
+
+def build_examples(tagger: Tagger, rows: list[dict[str, Any]], taxonomy: Any, max_tags: int = 3, source: str = "<rows>",
+                   constraint: Any = None) -> ExampleSet:
+    """Prompts and targets for ``rows`` (``{"id","text","tags"}``) under ``tagger``'s policy;
+    with ``constraint`` (the compiled ``TagConstraint``) also each answer's choice points."""
     tax = as_taxonomy(taxonomy)
     if not rows:
         raise TagsmithError(E_TRAIN, "no labelled items", file=source)
@@ -83,8 +107,10 @@ def build_examples(tagger: Tagger, rows: list[dict[str, Any]], taxonomy: Any, ma
         prefix = p.prepared.prompt.prefix
         if prefix not in prefixes:
             prefixes[prefix] = tok(prefix, add_special_tokens=False)["input_ids"]
-        answer = tok(answer_text(target), add_special_tokens=False)["input_ids"]
-        out.append(Example(rec["id"], tuple(prefixes[prefix]) + tuple(p.prepared.suffix_ids), tuple(answer), tuple(target), tuple(gold)))
+        answer = tuple(tok(answer_text(target), add_special_tokens=False)["input_ids"])
+        choices = choice_points(constraint, answer, plan.allowed) if constraint is not None else ()
+        out.append(Example(rec["id"], tuple(prefixes[prefix]) + tuple(p.prepared.suffix_ids), answer, tuple(target), tuple(gold),
+                           tuple(sorted(plan.allowed)), choices))
     if not out:
         raise TagsmithError(E_TRAIN, "no item has a gold tag on its shortlist: nothing to learn", file=source)
     return ExampleSet(out, skipped, data_hash(rows))

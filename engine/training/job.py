@@ -69,7 +69,7 @@ def train(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str | None
     lm = load_model(model, device, adapter=None)
     base = DecisionPolicy(mode="hybrid", shortlist=shortlist, **UNTUNED)
     tagger = Tagger(rules, mode="hybrid", lm=lm, policy=base, excerpt_tokens=excerpt_tokens, batch_size=8)
-    exset = build_examples(tagger, rows, tax, max_tags, source=str(gold))
+    exset = build_examples(tagger, rows, tax, max_tags, source=str(gold), constraint=tagger.compiler.get(tax, max_tags))
     log(f"train: {len(rows)} items, {len(exset.examples)} with a gold tag on the top-{shortlist} shortlist")
     trainer = LoraTrainer(lm.model, settings, probe=exset.examples[0].prompt_ids[:64])
     log(f"train: LoRA r={settings.rank} on layers {trainer.adapted_layers or 'all'} "

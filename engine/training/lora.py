@@ -204,14 +204,57 @@ class LoraTrainer:
         return [self.split.bottom(e.prompt_ids + e.answer_ids) for e in tqdm(examples, desc=desc, disable=not progress, unit="item")]
 
     def loss(self, example: Example, cached: Any) -> Any:
-        """Mean cross-entropy of the answer tokens given the prompt (teacher forcing)."""
+        """Cross-entropy of the answer given the prompt (teacher forcing).
+
+        With choice points, each is a softmax over the tokens the constraint allows
+        there, as the greedy constrained decoder sees it: the forced tokens (brackets,
+        quotes, the rest of a name) carry no loss, and the model's capacity goes to the
+        decisions (which tag, in which order, when to stop). Without them, plain
+        next-token cross-entropy over the whole vocabulary.
+        """
         import torch
         import torch.nn.functional as F
 
         P, A = len(example.prompt_ids), len(example.answer_ids)
         hidden = self.split.hidden(cached)
-        logits = self.split.head()(hidden[P - 1:P + A - 1]).float()
-        return F.cross_entropy(logits, torch.tensor(example.answer_ids, device=logits.device))
+        head = self.split.head()
+        if not example.choices:
+            logits = head(hidden[P - 1:P + A - 1]).float()
+            return F.cross_entropy(logits, torch.tensor(example.answer_ids, device=logits.device))
+        rows = torch.tensor([P - 1 + j for j, _ in example.choices], device=hidden.device)
+        logits = head(hidden[rows]).float()
+        losses = []
+        for c, (j, kept) in enumerate(example.choices):
+            ids = torch.tensor(kept, device=logits.device)
+            gold = kept.index(example.answer_ids[j])
+            losses.append(F.cross_entropy(logits[c, ids][None], torch.tensor([gold], device=logits.device)))
+        return torch.stack(losses).mean()
+
+    def choice_accuracy(self, examples: Sequence[Example], cached: Sequence[Any]) -> dict[str, float]:
+        """Teacher-forced constrained argmax against gold: per choice point, on the first
+        tag, and whole answers (a cheap held-out proxy for greedy decoding)."""
+        import torch
+
+        hit = total = first = answers = 0
+        with torch.no_grad():
+            for e, c in zip(examples, cached):
+                if not e.choices:
+                    continue
+                P = len(e.prompt_ids)
+                hidden = self.split.hidden(c)
+                rows = torch.tensor([P - 1 + j for j, _ in e.choices])
+                logits = self.split.head()(hidden[rows]).float()
+                ok_all = True
+                for k, (j, kept) in enumerate(e.choices):
+                    ok = kept[int(logits[k, torch.tensor(kept)].argmax())] == e.answer_ids[j]
+                    hit += ok
+                    total += 1
+                    ok_all &= ok
+                    if j == 1:  # the first tag's first token, right after '["'
+                        first += ok
+                answers += ok_all
+        n = max(1, sum(1 for e in examples if e.choices))
+        return {"choice": hit / max(1, total), "first": first / n, "answer": answers / n}
 
     def fit(self, examples: Sequence[Example], cached: Sequence[Any], progress: bool = False,
             on_epoch: Callable[[int, float], None] | None = None) -> list[float]:
