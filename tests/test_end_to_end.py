@@ -78,3 +78,26 @@ def test_batch_job_with_lexicon_workers_matches_in_process(real_lm, taxonomy, tm
         assert stats.ok == len(rows) and stats.failed == 0
         outs.append(out.read_bytes())
     assert outs[0] == outs[1] and outs[0].count(b"\n") == len(rows)
+
+
+def test_shipped_adapter_decides_by_default(real_lm, taxonomy):
+    """The embedded model comes with the trained adapter, whose card sets the hybrid
+    policy for the tag lists it learned; --no-adapter and other lists get the bare one."""
+    import json as _json
+
+    from engine import Taxonomy
+    from engine.decision.adapter import DEFAULT_ADAPTER
+    from engine.decision.policy import DecisionPolicy
+
+    card = _json.loads((DEFAULT_ADAPTER / "card.json").read_text())
+    assert real_lm.adapter is not None and real_lm.adapter.info.path == DEFAULT_ADAPTER
+    assert card["taxonomy"]["fingerprint"] == taxonomy.fingerprint() and card["base_model"] == "smollm2-135m"
+    assert (DEFAULT_ADAPTER / "adapter_model.safetensors").stat().st_size < 8 << 20  # small enough to ship
+    t = Tagger(mode="hybrid", lm=real_lm)
+    assert t.policy_for(taxonomy) == DecisionPolicy(mode="hybrid", **card["policy"])
+    req = parse_request((FIXTURES / "request-example.txt").read_text())
+    assert t.policy_for(req.taxonomy) == DecisionPolicy(mode="hybrid", **card["policy"])  # a subset it knows
+    assert t.policy_for(Taxonomy.from_names(["cli", "quantum-widgets"])) == DecisionPolicy(mode="hybrid")
+    res = t.tag_request(req)
+    assert res.explanation.model == "smollm2-135m+smollm2-135m"
+    assert Tagger(mode="hybrid", lm=real_lm, policy_overrides={"prior_weight": 0.0}).policy_for(taxonomy).prior_weight == 0.0
