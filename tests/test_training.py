@@ -172,15 +172,19 @@ def test_answers_stay_valid_with_any_adapter(real_lm, tiny_compiler, tax, n, see
     assert 1 <= len(check(outs[1].text, names[:2], n))
 
 
-def test_identical_prompts_share_a_prefill_and_answer_as_alone(tiny_lm, tiny_compiler):
+def test_identical_prompts_share_a_prefill_and_answer_as_alone(real_lm, tiny_compiler):
     """Cross-validation decodes one prompt under several policies in one batch: each
     row must answer exactly as it would alone."""
+    from engine.decision.model import LoadedModel
+
+    # Its own model: the shared tiny one is re-randomised by the property tests.
+    lm = LoadedModel(_tiny(real_lm.tokenizer, seed=3), real_lm.tokenizer, "tiny", "cpu", "float32")
     tax = Taxonomy.from_names(["cli", "lib", "database", "web-app"])
-    dec = ConstrainedDecoder(tiny_lm, tiny_compiler.get(tax, 3))
+    dec = ConstrainedDecoder(lm, tiny_compiler.get(tax, 3))
     allowed = frozenset(tax.names)
     prior = {"cli": -0.1, "lib": -2.0, "database": -3.0, "web-app": -4.0}
     reqs = [DecodeRequest(prompt="a tool", allowed=allowed, min_tags=1),
-            DecodeRequest(prompt="a tool", allowed=allowed, min_tags=1, log_prior=prior, prior_weight=5.0),
+            DecodeRequest(prompt="a tool", allowed=allowed, min_tags=1, log_prior=prior, prior_weight=50.0),
             DecodeRequest(prompt="another project", allowed=allowed, target=2),
             DecodeRequest(prompt="a tool", allowed=allowed, target=1, log_prior=prior, prior_weight=1.0)]
     together = dec.decode(reqs)
