@@ -23,8 +23,10 @@ WEIGHTS = "adapter_model.safetensors"
 CONFIG = "adapter_config.json"
 
 _HERE = Path(__file__).resolve()
-#: The checkout's adapters/ folder, or its copy inside an installed wheel.
-_ADAPTERS = next((p for p in (_HERE.parents[2] / "adapters", _HERE.parents[1] / "_adapters") if p.is_dir()), _HERE.parents[2] / "adapters")
+#: The checkout's adapters/ folder, or its copy inside an installed wheel (checked by the
+#: card it must hold: an unrelated top-level "adapters" package may sit in site-packages).
+_ADAPTERS = next((p for p in (_HERE.parents[2] / "adapters", _HERE.parents[1] / "_adapters") if (p / "smollm2-135m" / CARD).is_file()),
+                 _HERE.parents[1] / "_adapters")
 DEFAULT_ADAPTER = _ADAPTERS / "smollm2-135m"
 
 
