@@ -121,6 +121,7 @@ class Tagger:
         self._decoders: dict[Any, Any] = {}  # per (TagConstraint, adapter state)
         self._overlap = overlap
         self._lexicons: dict[str, Lexicon] = {}
+        self._applies: dict[str, bool] = {}  # adapter decides, per taxonomy fingerprint
 
     @classmethod
     def from_pack(cls, path: str | Path, **kw: Any) -> "Tagger":
@@ -165,8 +166,12 @@ class Tagger:
         explicit adapter that never learned it)."""
         if self.mode == "rules":
             return False
-        att = getattr(self.lm, "adapter", None)
-        return att is not None and att.applies(taxonomy.names, taxonomy.fingerprint())
+        key = taxonomy.fingerprint()
+        hit = self._applies.get(key)
+        if hit is None:  # asked per item and per batch: the answer depends on the list alone
+            att = getattr(self.lm, "adapter", None)
+            hit = self._applies[key] = att is not None and att.applies(taxonomy.names, key)
+        return hit
 
     def policy_for(self, taxonomy: Taxonomy) -> DecisionPolicy:
         """The decision policy for a tag list: as given; else the adapter's (hybrid mode,

@@ -161,11 +161,11 @@ class ConstrainedDecoder:
         steps: list[list[StepRecord]] = [[] for _ in reqs]
         with torch.inference_mode():
             logits, past = forward(model, ids, mask, pos, past)
+            step_pos = pos[:, -1:]
             if len(uniq) < len(reqs):
                 rows = torch.tensor(rep, device=device)
-                logits, mask = logits[rows], mask[rows]
+                logits, mask, step_pos = logits[rows], mask[rows], step_pos[rows]
                 past.reorder_cache(rows)
-            step_pos = pos[:, -1:] if len(uniq) == len(reqs) else pos[torch.tensor(rep, device=pos.device), -1:]
             for _ in range(self.max_new_tokens):
                 live, options = [], []
                 for i, r in enumerate(reqs):

@@ -51,12 +51,9 @@ def _close(fh: IO[str] | None) -> None:
     if fh is None or fh in (sys.stdout, sys.stderr):
         return
     try:
-        fh.close()
+        fh.close()  # closed even when the final flush fails
     except OSError:
-        try:
-            fh.close()
-        except OSError:
-            pass
+        pass
 
 
 def answered_ids(path: str) -> set[str]:

@@ -162,7 +162,7 @@ class CompiledRules:
                 # The document's regex budget is spent: this and later regexes yield
                 # what they found so far (the README says so; the tests bound it).
                 self.timed_out.append(info.label)
-        
+
         negs = [Hit(self.terms[strings[mid]], *span_offsets(doc, s, e)) for mid, s, e in self.negatives(doc)]
         return hits, negs
 

@@ -219,4 +219,3 @@ def _in_set(items) -> frozenset[str]:
             tests.append(lambda ch: True)
     hit = frozenset(ch for ch in PROBE if any(t(ch) for t in tests))
     return (ALL - hit) if negate else hit
-

@@ -118,5 +118,10 @@ class Taxonomy:
         return iter(self.tags)
 
     def fingerprint(self) -> str:
-        """Stable hash of the exact names, for caches keyed by taxonomy."""
-        return hashlib.sha256(json.dumps(self.names, ensure_ascii=False).encode()).hexdigest()[:16]
+        """Stable hash of the exact names, for caches keyed by taxonomy (computed once:
+        lexicon, constraint, adapter and explanation look-ups ask for it per item)."""
+        fp = self.__dict__.get("_fingerprint")
+        if fp is None:
+            fp = hashlib.sha256(json.dumps(self.names, ensure_ascii=False).encode()).hexdigest()[:16]
+            object.__setattr__(self, "_fingerprint", fp)  # frozen: set once, like a cached property
+        return fp

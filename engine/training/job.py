@@ -19,7 +19,7 @@ from engine.decision.policy import DecisionPolicy
 from engine.errors import E_OPTION, E_TRAIN, TagsmithError
 from engine.io.records import load_jsonl
 from engine.training.card import write_card
-from engine.training.crossval import cross_validate
+from engine.training.crossval import cross_validate, policy_grid
 from engine.training.examples import build_examples
 from engine.training.lora import LoraSettings, LoraTrainer
 
@@ -68,20 +68,20 @@ def train(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str | None
     torch.manual_seed(settings.seed)
     lm = load_model(model, device, adapter=None)
     base = DecisionPolicy(mode="hybrid", shortlist=shortlist, **UNTUNED)
-    tagger = Tagger(rules, mode="hybrid", lm=lm, policy=base, excerpt_tokens=excerpt_tokens, batch_size=8)
+    # One tagger for examples and cross-validation (its lexicon and constraint compile
+    # once). A batch holds two items under every candidate policy, which share a prefill.
+    tagger = Tagger(rules, mode="hybrid", lm=lm, policy=base, excerpt_tokens=excerpt_tokens, batch_size=2 * len(policy_grid(base)))
     exset = build_examples(tagger, rows, tax, max_tags, source=str(gold), constraint=tagger.compiler.get(tax, max_tags))
     log(f"train: {len(rows)} items, {len(exset.examples)} with a gold tag on the top-{shortlist} shortlist")
     trainer = LoraTrainer(lm.model, settings, probe=exset.examples[0].prompt_ids[:64])
     log(f"train: LoRA r={settings.rank} on layers {trainer.adapted_layers or 'all'} "
-        f"({sum(p.numel() for p in trainer.params()):,} parameters; frozen layers cached: {trainer.split.split})")
+        f"({trainer.trainable_params:,} parameters; frozen layers cached: {trainer.split.split})")
     cached = trainer.cache(exset.examples, progress=progress)
     cv = None
     policy = base
     if folds:
-        # The grid's policies need a tagger that never swaps them for an adapter's.
-        cv = cross_validate(trainer, Tagger(rules, mode="hybrid", lm=lm, policy=base, excerpt_tokens=excerpt_tokens,
-                                            batch_size=16), rows, exset, cached, tax, base, folds=folds, max_tags=max_tags,
-                            seed=settings.seed, progress=progress, log=log)
+        cv = cross_validate(trainer, tagger, rows, exset, cached, tax, base, folds=folds, max_tags=max_tags, seed=settings.seed,
+                            progress=progress, log=log)
         policy = cv.best
         log(f"train: cross-validation chose {policy.settings()}")
     trainer.reset()
@@ -100,7 +100,7 @@ def train(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str | None
         "data": {"file": os.path.basename(str(gold)), "sha256": exset.data_hash, "items": len(rows),
                  "examples": len(exset.examples), "off_shortlist": len(exset.skipped), "fraction": fraction},
         "lora": {**settings.to_dict(), "adapted_layers": trainer.adapted_layers,
-                 "trainable_params": sum(p.numel() for p in trainer.params())},
+                 "trainable_params": trainer.trainable_params},
         "training": {"epoch_losses": [round(x, 4) for x in losses], "seconds": round(time.perf_counter() - t_start, 1),
                      "final_fit_seconds": round(fit_secs, 1), "device": str(lm.device), "peak_rss_mb": round(peak_rss_mb(), 1),
                      "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}},

@@ -162,21 +162,20 @@ class LoraTrainer:
         names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
         targets = [t for t in TARGETS if t in names]
         torch.manual_seed(settings.seed)
+        def config(**where: Any) -> Any:
+            return LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout, bias="none", **where)
+
         if self.split.split and targets:
             k = self.split.n_layers - self.split.start
-            self.config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout, target_modules=targets,
-                                     layers_to_transform=list(range(k)), layers_pattern="layers", bias="none")
-            self.peft = get_peft_model(self.split.top, self.config)
+            self.peft = get_peft_model(self.split.top, config(target_modules=targets, layers_to_transform=list(range(k)),
+                                                              layers_pattern="layers"))
             # What the saved adapter says: the same LoRA, on layers start..n-1 of the whole model.
-            self.saved_config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout, target_modules=targets,
-                                           layers_to_transform=list(range(self.split.start, self.split.n_layers)), layers_pattern="layers",
-                                           bias="none")
+            self.saved_config = config(target_modules=targets, layers_to_transform=list(range(self.split.start, self.split.n_layers)),
+                                       layers_pattern="layers")
         else:
             self.split.top, self.split.start = None, 0
-            self.config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout, bias="none",
-                                     task_type="CAUSAL_LM")
-            self.peft = get_peft_model(model, self.config)
-            self.saved_config = self.config
+            self.saved_config = config(task_type="CAUSAL_LM")  # peft's default target modules for the architecture
+            self.peft = get_peft_model(model, self.saved_config)
         self.peft.eval()
 
     @property
@@ -186,6 +185,10 @@ class LoraTrainer:
 
     def params(self) -> list[Any]:
         return [p for p in self.peft.parameters() if p.requires_grad]
+
+    @property
+    def trainable_params(self) -> int:
+        return sum(p.numel() for p in self.params())
 
     def reset(self, seed: int | None = None) -> None:
         """Fresh LoRA weights (B = 0: the model is the base model again)."""
