@@ -189,6 +189,17 @@ class Tagger:
             self._compiler = ConstraintCompiler(self.lm.model, self.lm.tokenizer)
         return self._compiler
 
+    def forget(self, taxonomy: Taxonomy) -> None:
+        """Drop what was compiled for a tag list (lexicon, constraints, decoders): a
+        long-running service bounds its memory by forgetting lists it no longer sees."""
+        key = taxonomy.fingerprint()
+        self._lexicons.pop(key, None)
+        self._applies.pop(key, None)
+        if self._compiler is not None:
+            gone = self._compiler.forget(key)
+            for k in [k for k in self._decoders if k[0] in gone]:
+                del self._decoders[k]
+
     # -- public -----------------------------------------------------------------
     def tag(self, text: str, id: str | None = None, taxonomy: Any = None, max_tags: int = 3, skeleton: dict[str, Any] | None = None,
             notes: list[str] | None = None) -> TagResult:

@@ -207,6 +207,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from engine.serve import run_server
+        from engine.serve.app import ServiceSettings
+    except ImportError as exc:
+        raise TagsmithError(E_OPTION, f"the service needs the serve extra (pip install 'tagsmith[serve]'): {exc}") from None
+    from engine.taxonomy import Taxonomy
+
+    taxonomy = Taxonomy.load(args.taxonomy) if args.taxonomy else None
+    for name in ("max_batch", "max_body_bytes", "max_call_items", "max_queue"):
+        if getattr(args, name) < 1:
+            raise TagsmithError(E_OPTION, f"--{name.replace('_', '-')} must be >= 1")
+    if args.max_wait_ms < 0:
+        raise TagsmithError(E_OPTION, "--max-wait-ms must be >= 0")
+    settings = ServiceSettings(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_body_bytes=args.max_body_bytes,
+                               max_call_items=args.max_call_items, max_queue=args.max_queue)
+    run_server(_tagger(args), taxonomy, args.host, args.port, settings, drain_timeout=args.drain_timeout, access_log=args.access_log)
+    return EXIT_OK
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from engine.report.batch import build_report
 
@@ -310,6 +330,18 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--shortlist", type=int, default=8, help="rule candidates shown to the model")
     tr.add_argument("--fraction", type=float, default=1.0, help="train on this seeded share of the items (learning curves)")
     tr.add_argument("--quiet", action="store_true")
+    sv = sub.add_parser("serve", help="HTTP service with dynamic batching (needs tagsmith[serve])")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--taxonomy", default=None, metavar="TAX.json", help="default tag list (requests may send their own)")
+    sv.add_argument("--max-batch", type=int, default=32, help="items decoded together (default 32)")
+    sv.add_argument("--max-wait-ms", type=float, default=10.0, help="how long a batch waits to fill (default 10)")
+    sv.add_argument("--max-body-bytes", type=int, default=4 << 20, help="request body bound (default 4 MiB; 413 E108 beyond)")
+    sv.add_argument("--max-call-items", type=int, default=256, help="items in one /v1/tag/batch call (default 256)")
+    sv.add_argument("--max-queue", type=int, default=4096, help="items queued before 503 E601 (default 4096)")
+    sv.add_argument("--drain-timeout", type=float, default=30.0, help="seconds SIGTERM waits for requests in flight (default 30)")
+    sv.add_argument("--access-log", action="store_true", help="log every request on stderr")
+    _add_engine_opts(sv)
     rp = sub.add_parser("report", help="HTML or Markdown report of a batch run")
     rp.add_argument("answers", help="OUT.jsonl written by tagsmith batch")
     rp.add_argument("--explain-dir", required=True, help="the --explain-dir of that run")
@@ -339,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         # batch job reports (E105), instead of the signal killing the process.
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     args = build_parser().parse_args(argv)
-    handler = {"tag": cmd_tag, "explain": cmd_explain, "batch": cmd_batch, "eval": cmd_eval, "train": cmd_train, "report": cmd_report, "rules": cmd_rules}[args.cmd]
+    handler = {"tag": cmd_tag, "explain": cmd_explain, "batch": cmd_batch, "eval": cmd_eval, "train": cmd_train, "serve": cmd_serve, "report": cmd_report, "rules": cmd_rules}[args.cmd]
     try:
         return handler(args)
     except TagsmithError as exc:

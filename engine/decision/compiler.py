@@ -35,3 +35,8 @@ class ConstraintCompiler:
             c = TagConstraint(taxonomy, max_tags, self.vocabulary, self.token_strings, self.eos_id)
             self._cache[key] = c
         return c
+
+    def forget(self, fingerprint: str) -> list[TagConstraint]:
+        """Drop the constraints of one tag list (every N); returns them."""
+        keys = [k for k in self._cache if k[0] == fingerprint]
+        return [self._cache.pop(k) for k in keys]

@@ -20,6 +20,22 @@ def _safe(rid: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in rid or "none")
 
 
+def report_item(rid: str, tags: list[str], exp: dict[str, Any] | None, text: str | None = None, gold: list[str] | None = None) -> dict[str, Any]:
+    """One item of a report: its answer, confidences, explanation, text and gold (the
+    structure ``html.render_item`` draws; the service's page draws its answers with it)."""
+    conf = {c["tag"]: c["confidence"] for c in (exp or {}).get("chosen", [])}
+    return {
+        "id": rid,
+        "tags": list(tags),
+        "confidence": conf,
+        "explanation": exp,
+        "text": text,
+        "gold": gold,
+        "low_confidence": not tags or any(v < LOW_CONFIDENCE for v in conf.values()),
+        "wrong": gold is not None and set(gold) != set(tags),
+    }
+
+
 def build_report(answers_path: str, explain_dir: str, gold_path: str | None = None, input_path: str | None = None) -> dict[str, Any]:
     answers = load_jsonl(answers_path)
     texts: dict[str, str] = {}
@@ -40,18 +56,7 @@ def build_report(answers_path: str, explain_dir: str, gold_path: str | None = No
         exp = json.loads(exp_file.read_text(encoding="utf-8")) if exp_file.exists() else None
         if exp and not settings:
             settings = {k: exp.get(k) for k in ("mode", "model", "pack", "taxonomy", "max_tags")}
-        conf = {c["tag"]: c["confidence"] for c in (exp or {}).get("chosen", [])}
-        item = {
-            "id": rid,
-            "tags": a.get("tags", []),
-            "confidence": conf,
-            "explanation": exp,
-            "text": texts.get(rid),
-            "gold": gold.get(rid) if gold else None,
-        }
-        item["low_confidence"] = not item["tags"] or any(v < LOW_CONFIDENCE for v in conf.values())
-        item["wrong"] = item["gold"] is not None and set(item["gold"]) != set(item["tags"])
-        items.append(item)
+        items.append(report_item(rid, a.get("tags", []), exp, texts.get(rid), gold.get(rid) if gold else None))
     dist = Counter(t for it in items for t in it["tags"])
     report: dict[str, Any] = {
         "settings": settings,

@@ -10,7 +10,7 @@ import html
 import json
 from typing import Any
 
-_CSS = """
+CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1d2433;background:#f6f7f9}
 header{background:#1d2433;color:#fff;padding:16px 24px}header h1{margin:0;font-size:20px}
 main{padding:16px 24px;max-width:1200px}section{background:#fff;border:1px solid #dde1e8;border-radius:6px;padding:12px 16px;margin:12px 0}
@@ -74,7 +74,8 @@ def _highlight(text: str, exp: dict | None) -> str:
     return "".join(out)
 
 
-def _item(it: dict[str, Any]) -> str:
+def render_item(it: dict[str, Any]) -> str:
+    """One item's section: tags with confidence, candidate table, why-not list, README with evidence."""
     exp = it["explanation"] or {}
     cls = "item" + (" wrong" if it["wrong"] else "") + (" lowconf" if it["low_confidence"] else "")
     tags = " ".join(it["tags"])
@@ -103,7 +104,7 @@ def render_html(report: dict[str, Any]) -> str:
     settings = ", ".join(f"{k}: <code>{_e('-' if v is None else v)}</code>" for k, v in st.items()) or "<span class=muted>no explanations found</span>"
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>tagsmith report</title>",
-        f"<style>{_CSS}</style><script>{_JS}</script></head><body>",
+        f"<style>{CSS}</style><script>{_JS}</script></head><body>",
         f'<header><h1>tagsmith report — {report["n"]} items</h1></header><main>',
         f"<section><h2>Run</h2><p>{settings}</p>",
         f'<p>No tags: {len(report["no_tags"])} · low confidence: {len(report["low_confidence"])}</p>',
@@ -123,6 +124,6 @@ def render_html(report: dict[str, Any]) -> str:
                      f'<h3>Most frequent confusions</h3><table><tr><th>gold</th><th>predicted instead</th><th>count</th></tr>{conf}</table>'
                      f'<h3>Per tag</h3><table><tr><th>tag</th><th>P</th><th>R</th><th>F1</th><th>gold</th></tr>{rows}</table></section>')
     parts.append("<h2>Items</h2>")
-    parts.extend(_item(it) for it in report["items"])
+    parts.extend(render_item(it) for it in report["items"])
     parts.append(f'<script type="application/json" id="report-data">{_e(json.dumps({"n": report["n"]}))}</script></main></body></html>')
     return "".join(parts)
