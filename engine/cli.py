@@ -222,7 +222,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.max_wait_ms < 0:
         raise TagsmithError(E_OPTION, "--max-wait-ms must be >= 0")
     settings = ServiceSettings(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_body_bytes=args.max_body_bytes,
-                               max_call_items=args.max_call_items, max_queue=args.max_queue)
+                               max_call_items=args.max_call_items, max_queue=args.max_queue, lexicon_workers=max(0, args.workers))
     run_server(_tagger(args), taxonomy, args.host, args.port, settings, drain_timeout=args.drain_timeout, access_log=args.access_log)
     return EXIT_OK
 
@@ -340,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-call-items", type=int, default=256, help="items in one /v1/tag/batch call (default 256)")
     sv.add_argument("--max-queue", type=int, default=4096, help="items queued before 503 E601 (default 4096)")
     sv.add_argument("--drain-timeout", type=float, default=30.0, help="seconds SIGTERM waits for requests in flight (default 30)")
+    sv.add_argument("--workers", type=int, default=0, help="lexicon worker processes (default 0: in the server process)")
     sv.add_argument("--access-log", action="store_true", help="log every request on stderr")
     _add_engine_opts(sv)
     rp = sub.add_parser("report", help="HTML or Markdown report of a batch run")

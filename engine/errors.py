@@ -26,6 +26,10 @@ class TagsmithError(Exception):
         self.field = field
         super().__init__(str(self))
 
+    def __reduce__(self) -> tuple:
+        # Keyword fields survive pickling (errors cross from worker processes).
+        return (_rebuild, (self.code, self.message, self.file, self.line, self.field))
+
     def __str__(self) -> str:
         where = ""
         if self.file:
@@ -34,6 +38,10 @@ class TagsmithError(Exception):
             where = f"line {self.line}: "
         field = f"{self.field}: " if self.field else ""
         return f"[{self.code}] {where}{field}{self.message}"
+
+
+def _rebuild(code: str, message: str, file: str | None, line: int | None, field: str | None) -> TagsmithError:
+    return TagsmithError(code, message, file=file, line=line, field=field)
 
 
 # Codes, grouped by stage. Keep them stable: users grep for them.

@@ -174,6 +174,18 @@ def test_a_client_that_leaves_does_not_stall_the_service(rules):
     assert r.status_code == 200 and time.perf_counter() - t0 < 30
 
 
+def test_lexicon_workers_answer_the_same(rules):
+    url, _ = rules
+    svc = Service(Tagger(mode="rules"), Taxonomy.load(TAX), ServiceSettings(lexicon_workers=2, max_wait_ms=50))
+    items = [{"id": k, "text": v} for k, v in TEXTS.items()]
+    with ServerThread(create_app(svc)) as url2:
+        wait_ready(url2)
+        got = post(url2, "/v1/tag/batch", json={"items": items, "max_tags": 2}).json()
+        explained = post(url2, "/v1/tag", json={**items[0], "explain": True, "taxonomy": ["cli", "lib", "blog"]}).json()
+    assert got == post(url, "/v1/tag/batch", json={"items": items, "max_tags": 2}).json()
+    assert explained == post(url, "/v1/tag", json={**items[0], "explain": True, "taxonomy": ["cli", "lib", "blog"]}).json()
+
+
 def test_sigterm_drains_requests_in_flight(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

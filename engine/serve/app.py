@@ -19,6 +19,7 @@ from typing import Any, Union
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.api import Tagger, TagResult
@@ -26,7 +27,7 @@ from engine.errors import (E_BUSY, E_EMPTY_TEXT, E_ENCODING, E_INPUT, E_INTERNAL
                            TagsmithError)
 from engine.request import parse_request
 from engine.serve.batcher import DynamicBatcher
-from engine.serve.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
+from engine.serve.metrics import ServiceMetrics
 from engine.taxonomy import Taxonomy
 
 TagList = list[Union[str, dict[str, Any]]]
@@ -44,6 +45,7 @@ class ServiceSettings:
     max_taxonomy_tags: int = 5000  # tags in one request's own list
     taxonomies_kept: int = 32  # request tag lists kept compiled (least recently used dropped)
     max_queue: int = 4096  # items queued before 503 E601
+    lexicon_workers: int = 0  # lexicon processes (0: in the batcher thread)
 
 
 class TagIn(BaseModel):
@@ -177,7 +179,8 @@ class Service:
         self.settings = settings or ServiceSettings()
         self.metrics = ServiceMetrics()
         self.batcher = DynamicBatcher(tagger, self.settings.max_batch, self.settings.max_wait_ms / 1000, self.settings.max_queue,
-                                      on_batch=self.metrics.on_batch)
+                                      on_batch=self.metrics.on_batch, lexicon_workers=self.settings.lexicon_workers)
+        self.batcher.warm_taxonomy = taxonomy
         self.ready = threading.Event()
         self.warmup_error: str | None = None
         self._taxonomies: OrderedDict[str, Taxonomy] = OrderedDict()
@@ -340,11 +343,11 @@ def create_app(service: Service) -> FastAPI:
                 out[i] = {"id": None if it.id is None else str(it.id), "error": dict(zip(("code", "message"), _error_of(exc)))}
                 m.errors.labels(exc.code).inc()
         futures = service.batcher.submit_many(records, tax, n)
-        for i, res in zip(good, await asyncio.gather(*futures, return_exceptions=True)):
+        for i, rec, res in zip(good, records, await asyncio.gather(*futures, return_exceptions=True)):
             if isinstance(res, BaseException):
                 code, message = _error_of(res)
                 m.errors.labels(code).inc()
-                out[i] = {"id": records[good.index(i)]["id"], "error": {"code": code, "message": message}}
+                out[i] = {"id": rec["id"], "error": {"code": code, "message": message}}
             else:
                 out[i] = res.to_dict()
         m.items.labels("/v1/tag/batch").inc(len(good))

@@ -26,6 +26,59 @@ from engine.errors import E_BUSY, TagsmithError
 from engine.taxonomy import Taxonomy
 
 
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_start(pack_root: str | None, analyze_chars: int) -> None:
+    from engine.api import Tagger as _Tagger
+
+    _WORKER["tagger"] = _Tagger(pack_root, mode="rules", analyze_chars=analyze_chars)
+
+
+def _worker_run(records: list[dict[str, Any]], names: list[dict[str, Any]], max_tags: int, decide: bool) -> list[Any]:
+    """The lexicon (and in rules mode the answer) for each record, or its error."""
+    tagger: Tagger = _WORKER["tagger"]
+    tax = Taxonomy.from_names(names)
+    out: list[Any] = []
+    for r in records:
+        try:
+            props = tagger.propose([r], tax)
+            out.append(tagger.decide(props, tax, max_tags)[0] if decide else props[0])
+        except TagsmithError as exc:
+            out.append(exc)
+    return out
+
+
+class LexiconPool:
+    """Lexicon worker processes: their Python work no longer shares the service's GIL
+    with the HTTP loop. Workers are spawned, not forked: the service has threads (and
+    maybe torch's), which a fork would copy mid-flight. In rules mode they answer
+    outright; with a model they only propose, and the model process decides."""
+
+    def __init__(self, tagger: Tagger, workers: int, warm: Taxonomy | None = None) -> None:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.workers = workers
+        self.decide = tagger.mode == "rules"
+        self._ex = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_start,
+                                       initargs=(tagger.pack.root, tagger.analyze_chars))
+        if warm is not None:  # start every worker now and compile the default list in each
+            names = [{"id": t.id, "name": t.name} for t in warm]
+            futs = [self._ex.submit(_worker_run, [{"id": "warm-up", "text": "warm-up"}], names, 3, self.decide) for _ in range(workers)]
+            for f in futs:
+                f.result()
+
+    def run(self, records: list[dict[str, Any]], tax: Taxonomy, max_tags: int) -> list[Any]:
+        names = [{"id": t.id, "name": t.name} for t in tax]
+        size = -(-len(records) // self.workers)
+        futs = [self._ex.submit(_worker_run, records[s:s + size], names, max_tags, self.decide) for s in range(0, len(records), size)]
+        return [x for f in futs for x in f.result()]
+
+    def close(self) -> None:
+        self._ex.shutdown(wait=True, cancel_futures=True)
+
+
 @dataclass
 class Job:
     """One item waiting for its answer: a record ``{"id", "text", "skeleton"}``."""
@@ -52,7 +105,7 @@ class DynamicBatcher:
     """Queue items from any thread or event loop; one worker thread tags them in batches."""
 
     def __init__(self, tagger: Tagger, max_items: int = 32, max_wait_s: float = 0.010, max_queue: int = 4096,
-                 on_batch: Callable[[BatchInfo], None] | None = None) -> None:
+                 on_batch: Callable[[BatchInfo], None] | None = None, lexicon_workers: int = 0) -> None:
         if max_items < 1 or max_wait_s < 0 or max_queue < 1:
             raise ValueError("max_items and max_queue must be >= 1 and max_wait_s >= 0")
         self.tagger = tagger
@@ -65,6 +118,9 @@ class DynamicBatcher:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._forget: list[Taxonomy] = []
+        self.lexicon_workers = lexicon_workers
+        self.warm_taxonomy: Taxonomy | None = None  # compiled in each lexicon worker at start
+        self._pool: LexiconPool | None = None
 
     # -- lifecycle --------------------------------------------------------------
     def start(self, warmup: Callable[[], None] | None = None) -> None:
@@ -126,6 +182,15 @@ class DynamicBatcher:
         return jobs, False
 
     def _loop(self, warmup: Callable[[], None] | None) -> None:
+        if self.lexicon_workers > 0:
+            self._pool = LexiconPool(self.tagger, self.lexicon_workers, self.warm_taxonomy)
+        try:
+            self._serve(warmup)
+        finally:
+            if self._pool is not None:
+                self._pool.close()
+
+    def _serve(self, warmup: Callable[[], None] | None) -> None:
         if warmup is not None:
             warmup()
         stop = False
@@ -175,14 +240,29 @@ class DynamicBatcher:
 
     def _run_group(self, group: list[Job]) -> None:
         tagger, tax, n = self.tagger, group[0].taxonomy, group[0].max_tags
-        # The lexicon runs item by item, so one bad record fails alone.
-        ready, props = [], []
-        for j in group:
+        if self._pool is not None:
             try:
-                props.extend(tagger.propose([j.record], tax))
+                done = self._pool.run([j.record for j in group], tax, n)
+            except Exception as exc:  # noqa: BLE001  (a worker died: these items fail, the service stays up)
+                for j in group:
+                    _settle(j, error=exc)
+                return
+        else:  # item by item, so one bad record fails alone
+            done = []
+            for j in group:
+                try:
+                    done.append(tagger.propose([j.record], tax)[0])
+                except Exception as exc:  # noqa: BLE001  (the item's own error goes to its client)
+                    done.append(exc)
+        ready, props = [], []
+        for j, x in zip(group, done):
+            if isinstance(x, BaseException):
+                _settle(j, error=x)
+            elif isinstance(x, TagResult):
+                _settle(j, result=x)
+            else:
                 ready.append(j)
-            except Exception as exc:  # noqa: BLE001  (the item's own error goes to its client)
-                _settle(j, error=exc)
+                props.append(x)
         if not ready:
             return
         try:

@@ -5,7 +5,6 @@ counters, and ``/metrics`` shows exactly this service.
 """
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST  # noqa: F401  (re-exported for the app)
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 
 from engine.serve.batcher import BatchInfo
