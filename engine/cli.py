@@ -49,14 +49,20 @@ def _read_bounded(path: str, chars: int, keep_tail: bool) -> tuple[str, str | No
     return text, f"input of {got.total:,} bytes: {got.skipped:,} bytes past the analysed part were not read"
 
 
-def _tagger(args: argparse.Namespace) -> Any:
-    from engine.api import Tagger
-
+def _tagger_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """``Tagger`` keyword arguments from the engine options (plain values: they travel
+    to Ray workers)."""
     mode = "rules" if getattr(args, "no_llm", False) else args.mode
     adapter = None if args.no_adapter else (args.adapter or "default")
     overrides = {k: v for k, v in (("shortlist", args.shortlist), ("prior_weight", args.prior_weight), ("count", args.count)) if v is not None}
-    return Tagger(args.rules, mode=mode, model=args.model, device=args.device, excerpt_tokens=args.excerpt_tokens, batch_size=args.batch_size,
-                  overlap=args.overlap, adapter=adapter, policy_overrides=overrides, analyze_chars=args.analyze_chars)
+    return dict(pack=args.rules, mode=mode, model=args.model, device=args.device, excerpt_tokens=args.excerpt_tokens, batch_size=args.batch_size,
+                overlap=args.overlap, adapter=adapter, policy_overrides=overrides, analyze_chars=args.analyze_chars)
+
+
+def _tagger(args: argparse.Namespace) -> Any:
+    from engine.api import Tagger
+
+    return Tagger(**_tagger_kwargs(args))
 
 
 def _add_engine_opts(p: argparse.ArgumentParser) -> None:
@@ -137,6 +143,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         raise TagsmithError(E_INPUT, "input not found", file=args.input)
     if args.resume and args.output == "-":
         raise TagsmithError(E_OPTION, "--resume needs an output file (-o OUT.jsonl)")
+    if args.engine == "ray":
+        return _batch_on_ray(args)
     job = BatchJob(
         _tagger(args), as_taxonomy(args.taxonomy), max_tags=args.max_tags or 3, max_chars=args.max_chars,
         workers=args.workers, explain_dir=args.explain_dir, progress=sys.stderr.isatty() and not args.quiet,
@@ -151,6 +159,27 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if not args.quiet:
         skipped = f", skipped {stats.skipped} already answered" if stats.skipped else ""
         print(f"tagged {stats.ok}, failed {stats.failed}{skipped}", file=sys.stderr)
+    return EXIT_PARTIAL if stats.failed else EXIT_OK
+
+
+def _batch_on_ray(args: argparse.Namespace) -> int:
+    try:
+        from engine.distributed.ray_runner import RayBatchJob, RaySettings
+    except ImportError as exc:
+        raise TagsmithError(E_OPTION, f"--engine ray needs the ray extra (pip install 'tagsmith[ray]'): {exc}") from None
+    from engine.api import as_taxonomy
+
+    if args.explain_dir or args.format == "csv" or args.input == "-":
+        raise TagsmithError(E_OPTION, "--engine ray reads JSONL or Parquet files (a file or a folder of shards) and writes no explanations")
+    if args.workers < 1 or args.shard_lines < 1 or args.gpus_per_worker < 0:
+        raise TagsmithError(E_OPTION, "--workers and --shard-lines must be >= 1, --gpus-per-worker >= 0")
+    settings = RaySettings(address=args.address, workers=args.workers, gpus_per_worker=args.gpus_per_worker, lines_per_shard=args.shard_lines)
+    job = RayBatchJob(_tagger_kwargs(args), as_taxonomy(args.taxonomy), max_tags=args.max_tags or 3, max_chars=args.max_chars,
+                      settings=settings, progress=sys.stderr.isatty() and not args.quiet)
+    stats = job.run(args.input, args.output, resume=args.resume)
+    if not args.quiet:
+        skipped = f", skipped {stats.skipped} in finished shards" if stats.skipped else ""
+        print(f"tagged {stats.ok}, failed {stats.failed}{skipped} (answers in {args.output}/part-*.jsonl)", file=sys.stderr)
     return EXIT_PARTIAL if stats.failed else EXIT_OK
 
 
@@ -298,13 +327,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--id-col", default="id", help="CSV column with the id")
     b.add_argument("--text-col", default="text", help="CSV column with the description")
     b.add_argument("--explain-dir", default=None, metavar="DIR", help="write one explanation JSON per id here")
-    b.add_argument("--workers", type=int, default=1, help="lexicon worker processes (overlap with the model)")
+    b.add_argument("--workers", type=int, default=1, help="lexicon worker processes (overlap with the model); --engine ray: decision actors")
     b.add_argument("-o", "--output", default="-")
     b.add_argument("--taxonomy", required=True)
     b.add_argument("--max-tags", type=int, default=None)
     b.add_argument("--max-chars", type=int, default=0, help="reject records longer than this (0: no limit)")
     b.add_argument("--resume", action="store_true", help="skip ids already in the output file")
     b.add_argument("--quiet", action="store_true")
+    b.add_argument("--engine", choices=["local", "ray"], default="local", help="ray: run on a Ray cluster; -o is then a folder of shards")
+    b.add_argument("--address", default=None, help="--engine ray: the cluster (auto: the running one; default: a local one)")
+    b.add_argument("--gpus-per-worker", type=float, default=0.0, help="--engine ray: GPUs per decision actor")
+    b.add_argument("--shard-lines", type=int, default=1000, help="--engine ray: input lines per shard")
     _add_engine_opts(b)
     e = sub.add_parser("eval", help="score against a gold JSONL file (id, text, tags)")
     e.add_argument("gold")

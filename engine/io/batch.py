@@ -109,6 +109,31 @@ def _worker_tag(rec: dict) -> Any:
     return res if _WORKER["explain"] else (res.id, res.tags)
 
 
+def record_problem(rec: Record, seen: set[str], max_chars: int = 0) -> str | None:
+    """Why a record cannot be tagged, or None (then its id counts as seen): the same
+    checks for the local job and for each shard of a distributed one."""
+    problem = rec.error
+    if problem is None:
+        if rec.id in seen:
+            problem = f"duplicate id {rec.id!r}"
+        elif max_chars and len(rec.text or "") > max_chars:
+            problem = f"text longer than --max-chars {max_chars} ({len(rec.text or '')})"
+    if problem is None:
+        seen.add(rec.id)
+    return problem
+
+
+def answer_line(rid: str | None, tags: list[str]) -> str:
+    """One line of the answers file, as ``tagsmith tag`` prints an answer."""
+    return json.dumps({"id": rid, "tags": tags}, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def error_line(rec: Record, problem: str, file: str | None = None) -> str:
+    """One line of the errors file: where (line or file), id, what."""
+    where = {"file": file, "line": rec.where} if file is not None else {"line" if isinstance(rec.where, int) else "file": rec.where}
+    return json.dumps({**where, "id": rec.id, "error": problem}, ensure_ascii=False) + "\n"
+
+
 class BatchJob:
     def __init__(self, tagger: Any, taxonomy: Any, max_tags: int = 3, max_chars: int = 0, workers: int = 1,
                  explain_dir: str | None = None, progress: bool = False) -> None:
@@ -123,22 +148,15 @@ class BatchJob:
     def _valid(self, records: Iterator[Record], done: set[str], stats: BatchStats, errors: IO[str]) -> Iterator[dict]:
         seen: set[str] = set()
         for rec in records:
-            problem = rec.error
+            problem = record_problem(rec, seen, self.max_chars)
             if problem is None:
-                if rec.id in seen:
-                    problem = f"duplicate id {rec.id!r}"
-                elif self.max_chars and len(rec.text or "") > self.max_chars:
-                    problem = f"text longer than --max-chars {self.max_chars} ({len(rec.text or '')})"
-            if problem is None:
-                seen.add(rec.id)
                 if rec.id in done:
                     stats.skipped += 1
                     continue
                 yield {"id": rec.id, "text": rec.text}
                 continue
             stats.failed += 1
-            err = {"line" if isinstance(rec.where, int) else "file": rec.where, "id": rec.id, "error": problem}
-            errors.write(json.dumps(err, ensure_ascii=False) + "\n")
+            errors.write(error_line(rec, problem))
             errors.flush()
 
     def run(self, source: str, out_path: str, resume: bool = False, fmt: str = "auto", id_col: str = "id", text_col: str = "text") -> BatchStats:
@@ -225,7 +243,7 @@ class BatchJob:
         results = list(chunk) if decided else self.tagger.decide(chunk, self.taxonomy, self.max_tags)
         # Workers answer with bare (id, tags) pairs when no explanation is written.
         answers = [r if isinstance(r, tuple) else (r.id, r.tags) for r in results]
-        lines = "".join(json.dumps({"id": i, "tags": t}, ensure_ascii=False, separators=(",", ":")) + "\n" for i, t in answers)
+        lines = "".join(answer_line(i, t) for i, t in answers)
         out.write(lines)
         out.flush()
         if self.explain_dir:
