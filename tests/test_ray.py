@@ -3,13 +3,9 @@ and errors, nothing lost or twice when an actor is killed, finished shards kept 
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -77,29 +73,17 @@ def test_same_answers_and_errors_as_the_local_job(cluster, tmp_path):
 
 
 def test_a_killed_actor_loses_nothing(cluster, tmp_path):
-    import psutil
+    sys.path.insert(0, str(ROOT / "bench"))
+    from ray_local import killer  # SIGKILL to one decision actor once the first shard is written
 
     src = tmp_path / "in.jsonl"
     make_input(src, 900, seed=1)
     want = local_job(src, tmp_path / "local.jsonl")
     out = tmp_path / "out"
-    killed = []
-
-    def kill_one_actor():
-        end = time.time() + 120
-        while time.time() < end and not killed:
-            if any(out.glob("done-*.json")):  # mid-run: some shards written, others to come
-                for p in psutil.process_iter(["pid", "cmdline"]):
-                    if "DecideShard" in " ".join(p.info["cmdline"] or []):
-                        os.kill(p.info["pid"], signal.SIGKILL)
-                        killed.append(p.info["pid"])
-                        break
-            time.sleep(0.02)
-
-    th = threading.Thread(target=kill_one_actor)
-    th.start()
+    killed: list[int] = []
+    th = killer(out, killed)
     RayBatchJob({"mode": "rules"}, TAX, max_chars=2000, settings=RaySettings(workers=1, lines_per_shard=30)).run(str(src), str(out))
-    th.join()
+    th.join(5)
     assert killed, "no decision actor was found to kill"
     assert len(list(out.glob("done-*.json"))) == 30
     assert shard_output(out) == want  # every id exactly once, the same answers
