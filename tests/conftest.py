@@ -58,3 +58,11 @@ def tiny_compiler(tiny_lm):
     from engine.decision.compiler import ConstraintCompiler
 
     return ConstraintCompiler(tiny_lm.model, tiny_lm.tokenizer)
+
+
+@pytest.fixture(scope="session")
+def outlines_compiler(tiny_lm):
+    """Outlines' own regex index: the reference the direct index is held to."""
+    from engine.decision.compiler import ConstraintCompiler
+
+    return ConstraintCompiler(tiny_lm.model, tiny_lm.tokenizer, engine="outlines")

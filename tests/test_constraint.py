@@ -182,3 +182,45 @@ print(build_prompt(CharTokenizer(), segment_readme(text), [c.tag for c in cands]
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={**__import__("os").environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in range(4)}
     assert len(outs) == 1 and "- lib: " in next(iter(outs))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(tax=taxonomies(), n=st.integers(1, 3))
+@example(tax=Taxonomy.from_names(["'[?\"", "?", "a\\b", "game-engine "]), n=2)
+def test_direct_index_equals_outlines_index(tiny_compiler, outlines_compiler, tax, n):
+    """Every state reachable in the direct index allows exactly the tokens Outlines'
+    regex index allows after the same tokens (so both accept the same sequences)."""
+    from outlines_core import Guide
+
+    ours = tiny_compiler.get(tax, n)
+    ref = outlines_compiler.get(tax, n)
+    assert ref.regex is not None and ours.regex is None  # the two engines really differ
+    start = ours.new_guide()
+    seen = {start.state}
+    todo = [(start.state, [])]
+    while todo:
+        state, path = todo.pop()
+        g = Guide(ref.index)
+        for t in path:
+            g.advance(token_id=t, return_tokens=False)
+        allowed = ours.index.allowed(state)
+        assert sorted(set(g.get_tokens())) == allowed, (tax.names, n, "".join(ours.token_strings[t] for t in path))
+        for t in allowed:
+            if t == ours.eos_id:
+                continue
+            nxt = ours.index.advance(state, t, ours.token_strings[t])
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append((nxt, path + [t]))
+    assert len(seen) > 3
+
+
+def test_direct_index_scales_with_the_names(tiny_compiler):
+    import time
+
+    names = [f"topic-{i}-{'x' * (i % 7)}" for i in range(3000)]
+    t0 = time.perf_counter()
+    c = tiny_compiler.get(Taxonomy.from_names(names), 3)
+    g = c.new_guide()
+    assert c.index.allowed(g.state)  # the first state's tokens, computed on demand
+    assert time.perf_counter() - t0 < 30  # a bound against hangs, not a speed target (see bench/compile_curve.py)

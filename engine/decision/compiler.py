@@ -1,38 +1,70 @@
-"""Compile constraints once per (taxonomy, N) for a tokenizer, and keep them.
+"""Constraints per (taxonomy, N) for one tokenizer, compiled once and kept.
 
-Building the Outlines vocabulary walks the whole tokenizer (~0.2 s) and compiling
-the 90-tag index takes ~1 s; both are done once and cached here, never per item.
+The tokenizer's token strings (as Outlines reads them) and their trie are built once
+per compiler; a tag list's index is then a trie over its names, built in one pass
+(``answer_index``), so compiling does not grow with the vocabulary times the list.
+``engine="outlines"`` compiles Outlines' own regex index instead: the reference the
+property tests hold the direct index to.
 """
 from __future__ import annotations
 
 from typing import Any
 
+from engine.decision.answer_index import TokenTrie
 from engine.decision.constraint import TagConstraint
 from engine.taxonomy import Taxonomy
 
+SPIECE_UNDERLINE = "\u2581"
+
+
+def token_strings(tokenizer: Any) -> list[str]:
+    """Each token id's text, read as Outlines' transformers tokenizer reads it
+    (SentencePiece's word marker as a leading space)."""
+    vocab = tokenizer.get_vocab()
+    strings = [""] * max(len(tokenizer), max(vocab.values()) + 1)
+    for token, tid in vocab.items():
+        text = tokenizer.convert_tokens_to_string([token])
+        if token.startswith(SPIECE_UNDERLINE) or token == "<0x20>":
+            text = " " + text
+        strings[tid] = text
+    return strings
+
 
 class ConstraintCompiler:
-    def __init__(self, model: Any, tokenizer: Any) -> None:
-        import outlines
-        from outlines.backends.outlines_core import OutlinesCoreBackend
-
-        outlines_model = outlines.from_transformers(model, tokenizer)
-        backend = OutlinesCoreBackend(outlines_model)
-        self.vocabulary = backend.vocabulary
-        self.eos_id = backend.eos_token_id
-        adapter = outlines_model.tokenizer
-        size = max(len(tokenizer), max(tokenizer.get_vocab().values()) + 1)
-        strings = [""] * size
-        for token, tid in tokenizer.get_vocab().items():
-            strings[tid] = adapter.convert_token_to_string(token)
-        self.token_strings = strings
+    def __init__(self, model: Any, tokenizer: Any, engine: str = "trie") -> None:
+        if engine not in ("trie", "outlines"):
+            raise ValueError(f"engine must be 'trie' or 'outlines', got {engine!r}")
+        self.engine = engine
+        self.model = model
+        self.tokenizer = tokenizer
+        self.eos_id = tokenizer.eos_token_id
+        self.token_strings = token_strings(tokenizer)
+        self._tokens: TokenTrie | None = None
+        self._vocabulary: Any = None
         self._cache: dict[tuple[str, int], TagConstraint] = {}
+
+    @property
+    def tokens(self) -> TokenTrie:
+        if self._tokens is None:
+            self._tokens = TokenTrie(self.token_strings, self.eos_id)
+        return self._tokens
+
+    @property
+    def vocabulary(self) -> Any:
+        """Outlines' vocabulary (the reference engine only)."""
+        if self._vocabulary is None:
+            import outlines
+            from outlines.backends.outlines_core import OutlinesCoreBackend
+
+            self._vocabulary = OutlinesCoreBackend(outlines.from_transformers(self.model, self.tokenizer)).vocabulary
+        return self._vocabulary
 
     def get(self, taxonomy: Taxonomy, max_tags: int) -> TagConstraint:
         key = (taxonomy.fingerprint(), max_tags)
         c = self._cache.get(key)
         if c is None:
-            c = TagConstraint(taxonomy, max_tags, self.vocabulary, self.token_strings, self.eos_id)
+            index = self.tokens if self.engine == "trie" else self.vocabulary
+            c = TagConstraint(taxonomy, max_tags, index, self.token_strings, self.eos_id)
             self._cache[key] = c
         return c
 

@@ -1,8 +1,9 @@
-"""The answer constraint: Outlines' regex index plus a no-repeat mask.
+"""The answer constraint: an index of the answer language plus a no-repeat mask.
 
-``build_regex`` fills the ``grammars/`` template; ``TagConstraint`` compiles it once
-per (taxonomy, N, tokenizer) with Outlines and, per sequence, narrows the Outlines
-guide's allowed tokens to those that keep every tag distinct and inside the row's
+The index is built directly from the names (``answer_index``); ``build_regex`` fills the
+``grammars/`` template for Outlines' regex index, the reference it is tested against.
+``TagConstraint`` is made once per (taxonomy, N, tokenizer) and, per sequence, narrows
+the guide's allowed tokens to those that keep every tag distinct and inside the row's
 allowed set. ``ArrayText`` is the incremental reading of the generated array that
 both the mask and the prior bias use.
 """
@@ -99,13 +100,21 @@ class TagConstraint:
     """Valid answers for one taxonomy and N, compiled once with Outlines."""
 
     def __init__(self, taxonomy: Taxonomy, max_tags: int, vocabulary: Any, token_strings: list[str], eos_id: int) -> None:
-        from outlines_core import Index
+        """``vocabulary``: a ``TokenTrie`` (the direct index) or an Outlines vocabulary
+        (Outlines' regex index, the reference)."""
+        from engine.decision.answer_index import AnswerIndex, TokenTrie
 
         self.names = taxonomy.names
         self.max_tags = max_tags
-        self.regex = build_regex(self.names, max_tags)
-        self.index = Index(self.regex, vocabulary)
         self.escaped = {json_escaped(n): n for n in self.names}
+        if isinstance(vocabulary, TokenTrie):
+            self.regex = None
+            self.index = AnswerIndex(self.escaped, max_tags, vocabulary, eos_id)
+        else:
+            from outlines_core import Index
+
+            self.regex = build_regex(self.names, max_tags)
+            self.index = Index(self.regex, vocabulary)
         self.token_strings = token_strings
         self.eos_id = eos_id
         self._consistent: dict[tuple[str, frozenset[str]], list[str]] = {}
@@ -116,6 +125,10 @@ class TagConstraint:
         self.max_answer_chars = 2 + max_tags * (max(len(e) for e in self.escaped) + 3)
 
     def new_guide(self) -> Any:
+        from engine.decision.answer_index import AnswerGuide, AnswerIndex
+
+        if isinstance(self.index, AnswerIndex):
+            return AnswerGuide(self.index, self.token_strings)
         from outlines_core import Guide
 
         return Guide(self.index)
