@@ -73,7 +73,7 @@ def main() -> None:
         t0 = time.perf_counter()
         _ = ref.vocabulary
         vocab_s = time.perf_counter() - t0
-    print(f"per tokenizer, once: token strings {strings_s:.2f} s, token trie {trie_s:.2f} s"
+    print(f"per tokenizer, once: token strings {strings_s:.2f} s, sorted token table {trie_s:.2f} s"
           + (f"; Outlines vocabulary {vocab_s:.2f} s" if ref is not None else ""), flush=True)
     print("| tags | name chars | direct compile ms (median) | first states ms (states) | Outlines index s | × | peak RSS MiB |")
     print("|---|---|---|---|---|---|---|")

@@ -195,11 +195,19 @@ def test_model_cache_manifest_detects_damage(tmp_path):
     assert cache_problem(d) == "no valid manifest"
     write_manifest(d)
     assert cache_problem(d) is None
+    assert cache_problem(d) is None  # the second time from the recorded stamps, no hashing
+
+    def rewrite(data: bytes) -> None:  # a later write: its time differs from the verified one
+        f = d / "model.safetensors"
+        old = f.stat().st_mtime_ns
+        f.write_bytes(data)
+        os.utime(f, ns=(old + 10**9, old + 10**9))
+
     data = bytearray((d / "model.safetensors").read_bytes())
     data[2000] ^= 1
-    (d / "model.safetensors").write_bytes(bytes(data))
+    rewrite(bytes(data))
     assert cache_problem(d) == "model.safetensors: content changed"
-    (d / "model.safetensors").write_bytes(bytes(data[:100]))
+    rewrite(bytes(data[:100]))
     assert "size 100" in cache_problem(d)
     (d / "config.json").unlink()
     write_manifest(d)

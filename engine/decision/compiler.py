@@ -1,6 +1,6 @@
 """Constraints per (taxonomy, N) for one tokenizer, compiled once and kept.
 
-The tokenizer's token strings (as Outlines reads them) and their trie are built once
+The tokenizer's token strings (as Outlines reads them), sorted, are built once
 per compiler; a tag list's index is then a trie over its names, built in one pass
 (``answer_index``), so compiling does not grow with the vocabulary times the list.
 ``engine="outlines"`` compiles Outlines' own regex index instead: the reference the
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.decision.answer_index import TokenTrie
+from engine.decision.answer_index import TokenTable
 from engine.decision.constraint import TagConstraint
 from engine.taxonomy import Taxonomy
 
@@ -39,14 +39,14 @@ class ConstraintCompiler:
         self.tokenizer = tokenizer
         self.eos_id = tokenizer.eos_token_id
         self.token_strings = token_strings(tokenizer)
-        self._tokens: TokenTrie | None = None
+        self._tokens: TokenTable | None = None
         self._vocabulary: Any = None
         self._cache: dict[tuple[str, int], TagConstraint] = {}
 
     @property
-    def tokens(self) -> TokenTrie:
+    def tokens(self) -> TokenTable:
         if self._tokens is None:
-            self._tokens = TokenTrie(self.token_strings, self.eos_id)
+            self._tokens = TokenTable(self.token_strings, self.eos_id)
         return self._tokens
 
     @property

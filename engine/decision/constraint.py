@@ -100,14 +100,14 @@ class TagConstraint:
     """Valid answers for one taxonomy and N, compiled once with Outlines."""
 
     def __init__(self, taxonomy: Taxonomy, max_tags: int, vocabulary: Any, token_strings: list[str], eos_id: int) -> None:
-        """``vocabulary``: a ``TokenTrie`` (the direct index) or an Outlines vocabulary
+        """``vocabulary``: a ``TokenTable`` (the direct index) or an Outlines vocabulary
         (Outlines' regex index, the reference)."""
-        from engine.decision.answer_index import AnswerIndex, TokenTrie
+        from engine.decision.answer_index import AnswerIndex, TokenTable
 
         self.names = taxonomy.names
         self.max_tags = max_tags
         self.escaped = {json_escaped(n): n for n in self.names}
-        if isinstance(vocabulary, TokenTrie):
+        if isinstance(vocabulary, TokenTable):
             self.regex = None
             self.index = AnswerIndex(self.escaped, max_tags, vocabulary, eos_id)
         else:

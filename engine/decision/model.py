@@ -77,18 +77,43 @@ def _digest(path: Path) -> str:
 
 def write_manifest(folder: Path) -> None:
     """Size and sha256 of every file of a converted model, written before it is published."""
-    files = {p.name: {"size": p.stat().st_size, "sha256": _digest(p)} for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
+    files = {p.name: {"size": p.stat().st_size, "sha256": _digest(p)} for p in sorted(folder.iterdir())
+             if p.is_file() and p.name not in (MANIFEST, VERIFIED)}
     (folder / MANIFEST).write_text(json.dumps({"files": files}, indent=1))
+
+
+VERIFIED = "tagsmith-verified.json"
+
+
+def _stamps(folder: Path, names: list[str]) -> dict[str, list[int]]:
+    out = {}
+    for name in names:
+        st = (folder / name).stat()
+        out[name] = [st.st_size, st.st_mtime_ns, st.st_ino]
+    return out
 
 
 def cache_problem(folder: Path) -> str | None:
     """Why a cached model cannot be trusted (missing manifest, a file missing, cut or
-    changed), or None. The weights are hashed in full (~0.5 s for 135M parameters):
-    a damaged cache would otherwise give a silently different model."""
+    changed), or None. The weights are hashed in full once (~0.4 s for 135M
+    parameters): a damaged cache would otherwise give a silently different model.
+    After a full check the files' (size, mtime, inode) are recorded, and later starts
+    compare those: a file rewritten, cut or replaced since gets the full check again
+    (bit rot that leaves a file's size and times alone is caught only by that check:
+    delete ``tagsmith-verified.json`` to force it)."""
     try:
         files = json.loads((folder / MANIFEST).read_text())["files"]
     except (OSError, ValueError, KeyError, TypeError):
         return "no valid manifest"
+    try:
+        stamps = _stamps(folder, sorted(files))
+    except OSError:
+        stamps = None
+    try:
+        if stamps is not None and json.loads((folder / VERIFIED).read_text()) == stamps:
+            return None
+    except (OSError, ValueError):
+        pass
     for name, want in files.items():
         p = folder / name
         try:
@@ -98,6 +123,12 @@ def cache_problem(folder: Path) -> str | None:
             return f"{name}: missing"
         if _digest(p) != want["sha256"]:
             return f"{name}: content changed"
+    try:  # best effort: a read-only cache is checked in full each time
+        tmp = folder / (VERIFIED + f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(stamps))
+        os.replace(tmp, folder / VERIFIED)
+    except (OSError, TypeError):
+        pass
     return None
 
 
@@ -132,7 +163,21 @@ def _load_gguf(path: Path, dtype: Any) -> tuple[Any, Any]:
         except OSError:
             shutil.rmtree(tmp, ignore_errors=True)
             return tok, model.to(dtype)
-    return _load_dir(str(cached), dtype)
+    return _load_converted(cached, dtype)
+
+
+def _load_converted(folder: Path, dtype: Any) -> tuple[Any, Any]:
+    """Our own converted folder: its classes are known (a fast tokenizer from
+    tokenizer.json, a Llama), so the Auto* class look-ups and their imports are skipped."""
+    from transformers import AutoConfig, PreTrainedTokenizerFast
+
+    config = AutoConfig.from_pretrained(str(folder))
+    if (folder / "tokenizer.json").exists() and config.model_type == "llama":
+        from transformers import LlamaForCausalLM
+
+        tok = PreTrainedTokenizerFast.from_pretrained(str(folder))
+        return tok, LlamaForCausalLM.from_pretrained(str(folder), dtype=dtype)
+    return _load_dir(str(folder), dtype)
 
 
 def _load_dir(spec: str, dtype: Any, **kw: Any) -> tuple[Any, Any]:
