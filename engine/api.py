@@ -97,6 +97,7 @@ class Tagger:
         adapter: str | Path | None = "default",
         policy_overrides: dict[str, Any] | None = None,
         analyze_chars: int = ANALYZE_CHARS,
+        dtype: str | None = None,
     ) -> None:
         if mode not in MODES:
             raise TagsmithError(E_OPTION, f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -113,6 +114,7 @@ class Tagger:
         self.analyze_chars = min(analyze_chars or MAX_ANALYZE_CHARS, MAX_ANALYZE_CHARS)
         self.model_spec = model
         self.device = device
+        self.dtype = dtype
         self.excerpt_tokens = excerpt_tokens
         self._batch_size = batch_size
         self._lm = lm
@@ -158,7 +160,7 @@ class Tagger:
         if self._lm is None:
             from engine.decision.model import load_model
 
-            self._lm = load_model(self.model_spec, self.device, adapter=self.adapter_spec)
+            self._lm = load_model(self.model_spec, self.device, adapter=self.adapter_spec, dtype=self.dtype)
         return self._lm
 
     def adapter_applies(self, taxonomy: Taxonomy) -> bool:
@@ -317,7 +319,7 @@ class Tagger:
 
     def _model_label(self, tax: Taxonomy) -> str:
         lm = self.lm
-        return lm.label if self.adapter_applies(tax) else lm.name
+        return lm.label if self.adapter_applies(tax) else lm.base_label
 
     def _finish(self, r: dict, tax: Taxonomy, max_tags: int, cands: list[Candidate], tags: list[str], rules_pick: list[str] | None, decision: dict, tag_prob: dict | None = None,
                 notes: list[str] | None = None) -> TagResult:

@@ -56,7 +56,7 @@ def _tagger_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     adapter = None if args.no_adapter else (args.adapter or "default")
     overrides = {k: v for k, v in (("shortlist", args.shortlist), ("prior_weight", args.prior_weight), ("count", args.count)) if v is not None}
     return dict(pack=args.rules, mode=mode, model=args.model, device=args.device, excerpt_tokens=args.excerpt_tokens, batch_size=args.batch_size,
-                overlap=args.overlap, adapter=adapter, policy_overrides=overrides, analyze_chars=args.analyze_chars)
+                overlap=args.overlap, adapter=adapter, policy_overrides=overrides, analyze_chars=args.analyze_chars, dtype=args.dtype)
 
 
 def _tagger(args: argparse.Namespace) -> Any:
@@ -70,6 +70,8 @@ def _add_engine_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-llm", action="store_true", help="rules only (same as --mode rules)")
     p.add_argument("--model", default=None, help="Hugging Face id, local folder or .gguf file (default: embedded SmolLM2-135M)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
+                   help="model weights: auto = bfloat16 on GPU, float32 on CPU; bfloat16 on CPU is ~1.5x faster where the CPU has AVX-512 BF16")
     p.add_argument("--rules", default=None, metavar="DIR", help="rule pack folder (default: the built-in pack)")
     p.add_argument("--excerpt-tokens", type=int, default=256, help="README tokens shown to the model")
     p.add_argument("--batch-size", type=int, default=None, help="items per model batch (default: 64 on GPU, 8 on CPU)")

@@ -106,3 +106,22 @@ def test_shipped_adapter_decides_by_default(real_lm, taxonomy):
     res = t.tag_request(req)
     assert res.explanation.model == "smollm2-135m+smollm2-135m"
     assert Tagger(mode="hybrid", lm=real_lm, policy_overrides={"prior_weight": 0.0}).policy_for(taxonomy).prior_weight == 0.0
+
+
+def test_bfloat16_weights_option(real_lm):
+    """--dtype bfloat16: the model and its adapter in bfloat16, answers valid and
+    deterministic, and the explanation names the dtype (answers are per model and dtype)."""
+    import torch
+
+    from engine.decision.model import load_model
+    from engine.errors import TagsmithError
+
+    lm = load_model(None, "cpu", dtype="bfloat16")
+    assert {p.dtype for p in lm.model.parameters()} == {torch.bfloat16} and lm.adapter is not None
+    t = Tagger(mode="hybrid", lm=lm)
+    req = parse_request((FIXTURES / "request-example.txt").read_text())
+    a, b = t.tag_request(req), t.tag_request(req)
+    assert a.to_json() == b.to_json() and set(a.tags) <= set(req.taxonomy.names) and a.tags
+    assert a.explanation.model.startswith("smollm2-135m@bfloat16+")
+    with pytest.raises(TagsmithError, match="E400"):
+        load_model(None, "cpu", dtype="float8")
