@@ -8,6 +8,7 @@ In one process and on the same records it measures
   (d) tagsmith rules-only, in one process and as ``tagsmith batch`` with a worker per core;
   (e) tagsmith's decode loop alone, on proposals prepared beforehand (the model
       process's ceiling when lexicon workers keep up);
+  (f) on CPU, (c) with bfloat16 weights (``--dtype bfloat16``);
 and prints items/s, the ratio to (a) and (b), peak RSS and peak GPU memory.
 
     python bench/throughput.py --items 1000                       # embedded SmolLM2-135M
@@ -107,7 +108,7 @@ def main() -> None:
     ap.add_argument("--overlap", type=int, default=None, help="tagsmith batches decoded at once (default: chosen for the device)")
     ap.add_argument("--mode", default="hybrid", choices=["hybrid", "llm"])
     ap.add_argument("--max-new-tokens", type=int, default=24)
-    ap.add_argument("--skip", default="", help="comma list of a,b,c,d,e to skip")
+    ap.add_argument("--skip", default="", help="comma list of a,b,c,d,e,f to skip")
     ap.add_argument("--workers", type=int, default=None,
                     help="lexicon workers (default: rules-only all cores; with a model, cores-1 up to 8 on GPU, none on CPU)")
     args = ap.parse_args()
@@ -160,7 +161,7 @@ def main() -> None:
         measure(f"(b) Outlines Generator.batch@{args.outlines_batch}", outlines_batch, len(prompts))
     tmp = tempfile.TemporaryDirectory()  # the batch job's input and output, for (c) and (d)
     src, dst = Path(tmp.name, "in.jsonl"), Path(tmp.name, "out.jsonl")
-    if not {"c", "d"} <= skip:
+    if not {"c", "d", "f"} <= skip:
         src.write_text("".join(json.dumps(r) + "\n" for r in records))
     cores = os.cpu_count() or 1
     if "c" not in skip:
@@ -171,6 +172,16 @@ def main() -> None:
         job = BatchJob(tagger, tax, workers=workers)
         label = f"(c) tagsmith batch {args.mode}@{tagger.batch_size}x{tagger.overlap}, {workers} worker{'s' if workers > 1 else ''}"
         measure(label, lambda: job.run(str(src), str(dst)), len(records))
+    if "f" not in skip and not cuda and not args.random_init:
+        # The same job with bfloat16 weights (--dtype bfloat16): the CPU speed option.
+        from engine.decision.model import load_model
+
+        bf = load_model(args.model, "cpu", dtype="bfloat16")
+        tagger = Tagger(mode=args.mode, lm=bf, batch_size=args.batch_size, overlap=args.overlap)
+        tagger.compiler.get(tax, 3)
+        job = BatchJob(tagger, tax, workers=args.workers or 1)
+        measure(f"(f) tagsmith batch {args.mode}@{tagger.batch_size}, bfloat16", lambda: job.run(str(src), str(dst)), len(records))
+        del bf, tagger, job
     if "e" not in skip:
         # The decode loop alone, on proposals prepared beforehand (as lexicon workers
         # deliver them): the model process's own ceiling, whatever the lexicon's speed.
