@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -183,7 +184,10 @@ class DynamicBatcher:
 
     def _loop(self, warmup: Callable[[], None] | None) -> None:
         if self.lexicon_workers > 0:
-            self._pool = LexiconPool(self.tagger, self.lexicon_workers, self.warm_taxonomy)
+            try:
+                self._pool = LexiconPool(self.tagger, self.lexicon_workers, self.warm_taxonomy)
+            except Exception as exc:  # noqa: BLE001  (the service still answers, lexicon in this thread)
+                print(f"tagsmith: lexicon workers could not start ({exc}); the lexicon runs in the server process", file=sys.stderr)
         try:
             self._serve(warmup)
         finally:
@@ -222,6 +226,13 @@ class DynamicBatcher:
                     self._pending -= len(chunk)
 
     def _run(self, jobs: list[Job]) -> None:
+        try:
+            self._run_jobs(jobs)
+        except Exception as exc:  # noqa: BLE001  (a bug must fail these items, never stop the thread)
+            for j in jobs:
+                _settle(j, error=exc)
+
+    def _run_jobs(self, jobs: list[Job]) -> None:
         t0 = time.perf_counter()
         with self._lock:
             forget, self._forget = self._forget, []
