@@ -171,6 +171,8 @@ def _batch_on_ray(args: argparse.Namespace) -> int:
         raise TagsmithError(E_OPTION, f"--engine ray needs the ray extra (pip install 'tagsmith[ray]'): {exc}") from None
     from engine.api import as_taxonomy
 
+    if args.output == "-":
+        raise TagsmithError(E_OPTION, "--engine ray writes a folder of shards: give -o OUT_DIR")
     if args.explain_dir or args.format == "csv" or args.input == "-":
         raise TagsmithError(E_OPTION, "--engine ray reads JSONL or Parquet files (a file or a folder of shards) and writes no explanations")
     if args.workers < 1 or args.shard_lines < 1 or args.gpus_per_worker < 0:
