@@ -250,6 +250,21 @@ def _answer(result: TagResult, explain: bool) -> Response:
     return Response(json.dumps(body, ensure_ascii=False, separators=(",", ":")), media_type="application/json")
 
 
+def _docs(app: FastAPI) -> None:
+    """``/docs`` from the Swagger UI files installed with the service (swagger-ui-bundle),
+    not from a CDN: the docs work on an offline host too."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="tagsmith API", swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css", swagger_favicon_url="/docs-assets/favicon-32x32.png")
+
+
 def create_app(service: Service) -> FastAPI:
     """The FastAPI app of a ``Service``; the batcher runs while the app's lifespan does."""
 
@@ -263,7 +278,7 @@ def create_app(service: Service) -> FastAPI:
             # drains); anything still queued is answered before the thread stops.
             service.batcher.close()
 
-    app = FastAPI(title="tagsmith", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="tagsmith", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Tags software projects from their descriptions: at most N tags, only from the given list, "
                               "names exactly as listed.")
     app.state.service = service
@@ -369,6 +384,8 @@ def create_app(service: Service) -> FastAPI:
     async def metrics() -> Response:
         m.queued.set(service.batcher.pending)
         return Response(m.render(), media_type=CONTENT_TYPE_LATEST)
+
+    _docs(app)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
