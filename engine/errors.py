@@ -30,14 +30,19 @@ class TagsmithError(Exception):
         # Keyword fields survive pickling (errors cross from worker processes).
         return (_rebuild, (self.code, self.message, self.file, self.line, self.field))
 
-    def __str__(self) -> str:
+    @property
+    def detail(self) -> str:
+        """Where and what, without the code: ``file:line: field: message``."""
         where = ""
         if self.file:
             where = self.file + (f":{self.line}" if self.line else "") + ": "
         elif self.line:
             where = f"line {self.line}: "
         field = f"{self.field}: " if self.field else ""
-        return f"[{self.code}] {where}{field}{self.message}"
+        return f"{where}{field}{self.message}"
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.detail}"
 
 
 def _rebuild(code: str, message: str, file: str | None, line: int | None, field: str | None) -> TagsmithError:

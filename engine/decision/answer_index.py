@@ -25,27 +25,26 @@ START, OPENED, NAME, CLOSED_ITEM, COMMA, DONE = range(6)
 State = tuple  # (phase, name-trie node, items finished)
 
 
-class _Trie:
+class _NameTrie:
     """A character trie over the escaped names: per node, children by character and
-    the names that end there."""
+    whether a name ends there."""
 
     __slots__ = ("children", "ends")
 
-    def __init__(self) -> None:
+    def __init__(self, names: Iterable[str]) -> None:
         self.children: list[dict[str, int]] = [{}]
-        self.ends: list[list[int]] = [[]]
-
-    def add(self, text: str, value: int) -> None:
-        node = 0
-        for ch in text:
-            nxt = self.children[node].get(ch)
-            if nxt is None:
-                nxt = len(self.children)
-                self.children[node][ch] = nxt
-                self.children.append({})
-                self.ends.append([])
-            node = nxt
-        self.ends[node].append(value)
+        self.ends: list[bool] = [False]
+        for name in names:
+            node = 0
+            for ch in name:
+                nxt = self.children[node].get(ch)
+                if nxt is None:
+                    nxt = len(self.children)
+                    self.children[node][ch] = nxt
+                    self.children.append({})
+                    self.ends.append(False)
+                node = nxt
+            self.ends[node] = True
 
 
 class TokenTable:
@@ -76,9 +75,7 @@ class AnswerIndex:
         self.max_tags = max_tags
         self.tokens = tokens
         self.eos_id = eos_id
-        self.names = _Trie()
-        for i, name in enumerate(escaped_names):
-            self.names.add(name, i)
+        self.names = _NameTrie(escaped_names)
         self._allowed: dict[State, list[int]] = {}
         self._next: dict[tuple[State, int], State] = {}
 

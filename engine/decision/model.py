@@ -189,7 +189,7 @@ def _load_converted(folder: Path, dtype: Any) -> tuple[Any, Any]:
         from transformers import LlamaForCausalLM
 
         tok = PreTrainedTokenizerFast.from_pretrained(str(folder))
-        return tok, LlamaForCausalLM.from_pretrained(str(folder), dtype=dtype)
+        return tok, LlamaForCausalLM.from_pretrained(str(folder), config=config, dtype=dtype)
     return _load_dir(str(folder), dtype)
 
 

@@ -25,6 +25,7 @@ from typing import Any
 from engine.distributed.shards import Shard, plan_shards, read_shard
 from engine.errors import E_OPTION, E_OUTPUT, TagsmithError
 from engine.io.batch import BatchStats, answer_line, error_line, record_problem
+from engine.io.records import Record
 from engine.taxonomy import Taxonomy
 
 JOB_FILE = "_job.json"
@@ -51,12 +52,11 @@ def _tagger(kwargs: dict[str, Any], mode: str) -> Any:
     return _TAGGERS[key]
 
 
-def propose_shard(batch: dict[str, Any], tagger_kwargs: dict[str, Any], names: list[dict], max_chars: int) -> dict[str, Any]:
+def propose_shard(batch: dict[str, Any], tagger_kwargs: dict[str, Any], taxonomy: Taxonomy, max_chars: int) -> dict[str, Any]:
     """A lexicon task: read one shard, check its records as the local job does, run the
     lexicon; the proposals travel on pickled, the errors as lines of the errors file."""
     out: dict[str, list] = {"shard": [], "proposals": [], "errors": [], "ids": []}
     tagger = _tagger(tagger_kwargs, "rules")  # the lexicon needs no model
-    tax = Taxonomy.from_names(names)
     for spec in batch["shard"]:
         shard = Shard(**json.loads(spec))
         seen: set[str] = set()
@@ -68,7 +68,7 @@ def propose_shard(batch: dict[str, Any], tagger_kwargs: dict[str, Any], names: l
                 ids.append([rec.id, rec.where])
             else:
                 errors.append(error_line(rec, problem, shard.file))
-        proposals = tagger.propose(records, tax)
+        proposals = tagger.propose(records, taxonomy)
         out["shard"].append(spec)
         out["proposals"].append(pickle.dumps(proposals, protocol=pickle.HIGHEST_PROTOCOL))
         out["errors"].append("".join(errors))
@@ -80,14 +80,14 @@ class DecideShard:
     """A decision actor: one Tagger (model and constraint loaded once) for every shard
     it is given."""
 
-    def __init__(self, tagger_kwargs: dict[str, Any], mode: str, names: list[dict], max_tags: int) -> None:
+    def __init__(self, tagger_kwargs: dict[str, Any], mode: str, taxonomy: Taxonomy, max_tags: int) -> None:
         kwargs = dict(tagger_kwargs)
         if mode != "rules" and kwargs.get("device") is None:
             import ray
 
             kwargs["device"] = "cuda" if ray.get_gpu_ids() else "cpu"
         self.tagger = _tagger(kwargs, mode)
-        self.tax = Taxonomy.from_names(names)
+        self.tax = taxonomy
         self.max_tags = max_tags
         if mode != "rules":
             _ = self.tagger.compiler.get(self.tax, max_tags)  # compile once, before the first shard
@@ -174,16 +174,15 @@ class RayBatchJob:
         return stats
 
     def _run(self, ray: Any, todo: list[Shard], out: Path, stats: BatchStats) -> None:
-        names = [{"id": t.id, "name": t.name} for t in self.taxonomy]
         st = self.settings
         ds = ray.data.from_items([{"shard": json.dumps(s.to_dict())} for s in todo], override_num_blocks=len(todo))
         # Ray Data's defaults are what "nothing lost" needs: tasks are retried without
         # bound, and pool actors restart without bound with their tasks re-run.
         ds = ds.map_batches(propose_shard, batch_size=1, num_cpus=st.cpus_per_task,
-                            fn_kwargs={"tagger_kwargs": self.tagger_kwargs, "names": names, "max_chars": self.max_chars})
+                            fn_kwargs={"tagger_kwargs": self.tagger_kwargs, "taxonomy": self.taxonomy, "max_chars": self.max_chars})
         ds = ds.map_batches(DecideShard, batch_size=1, compute=ray.data.ActorPoolStrategy(size=st.workers),
                             num_gpus=st.gpus_per_worker or None, num_cpus=0 if st.gpus_per_worker else (0.25 if self.mode == "rules" else 1),
-                            fn_constructor_kwargs={"tagger_kwargs": self.tagger_kwargs, "mode": self.mode, "names": names,
+                            fn_constructor_kwargs={"tagger_kwargs": self.tagger_kwargs, "mode": self.mode, "taxonomy": self.taxonomy,
                                                    "max_tags": self.max_tags})
         bar = None
         if self.progress:
@@ -219,8 +218,6 @@ class RayBatchJob:
                 continue
             keep = [line for line in answers.read_text(encoding="utf-8").splitlines(keepends=True)
                     if json.loads(line)["id"] not in dup]
-            from engine.io.records import Record
-
             extra = "".join(error_line(Record(where, rid, None), f"duplicate id {rid!r}", s.file) for rid, where in done["ids"] if rid in dup)
             _write(answers, "".join(keep))
             _write(errors_file, errors_file.read_text(encoding="utf-8") + extra)

@@ -73,7 +73,7 @@ class Explanation:
             allowed = decision.get("allowed") if decision else None
             on_shortlist = allowed == "all" or (isinstance(allowed, list) and c.tag in allowed)
             if decision and decision.get("target") is None and on_shortlist and len(tags) < max_tags:
-                mass = _first_mass(decision.get("steps") or [], c.tag)
+                mass = first_mass(decision.get("steps") or [], c.tag)
                 why = "on the shortlist, but the model closed the answer without it" + (f" (its mass at the first choice: {mass:.2f})" if mass is not None else "")
             elif c.tag in rules_pick:
                 why = "picked by the rules but the model preferred the other tags"
@@ -93,7 +93,7 @@ class Explanation:
         )
 
 
-def _first_mass(steps: list[dict[str, Any]], tag: str) -> float | None:
+def first_mass(steps: list[dict[str, Any]], tag: str) -> float | None:
     """The probability mass the model gave ``tag`` at its first recorded choice."""
     for step in steps:
         mass = step.get("tag_mass", {}).get(tag)

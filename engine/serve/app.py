@@ -228,6 +228,11 @@ class Service:
             raise TagsmithError(E_MAX_TAGS, f"must be between 1 and {self.settings.max_tags_limit}, got {n}", field="max_tags")
         return n
 
+    def raw_job(self, raw: str) -> tuple[dict[str, Any], Taxonomy, int]:
+        """A raw request (the requester's prompt format) as (record, tag list, N)."""
+        req = parse_request(raw, source="<request>")
+        return self.record(req.id, req.text, req.skeleton), req.taxonomy, self.max_tags(req.max_tags)
+
     @staticmethod
     def record(rid: Any, text: str, skeleton: dict[str, Any] | None = None) -> dict[str, Any]:
         if not text.strip():
@@ -238,7 +243,7 @@ class Service:
 
 def _error_of(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, TagsmithError):
-        return exc.code, str(exc).split("] ", 1)[-1]
+        return exc.code, exc.detail
     return E_INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
 
 
@@ -334,9 +339,7 @@ def create_app(service: Service) -> FastAPI:
             raw = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise TagsmithError(E_ENCODING, f"not UTF-8 (byte {exc.start})") from None
-        req = parse_request(raw, source="<request>")
-        n = service.max_tags(req.max_tags)
-        result = await service.batcher.submit(service.record(req.id, req.text, req.skeleton), req.taxonomy, n)
+        result = await service.batcher.submit(*service.raw_job(raw))
         m.items.labels("/v1/request").inc()
         return Response(result.to_json(), media_type="application/json")
 
@@ -399,8 +402,7 @@ def create_app(service: Service) -> FastAPI:
         from engine.report.html import render_item
 
         if item.raw_request:
-            req = parse_request(item.text, source="<request>")
-            rec, tax, n = service.record(req.id, req.text, req.skeleton), req.taxonomy, service.max_tags(req.max_tags)
+            rec, tax, n = service.raw_job(item.text)
         else:
             rec, tax, n = service.record("page", item.text), service.taxonomy_for(item.taxonomy), service.max_tags(item.max_tags)
         result = await service.batcher.submit(rec, tax, n)

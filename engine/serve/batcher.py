@@ -31,15 +31,12 @@ _WORKER: dict[str, Any] = {}
 
 
 def _worker_start(pack_root: str | None, analyze_chars: int) -> None:
-    from engine.api import Tagger as _Tagger
-
-    _WORKER["tagger"] = _Tagger(pack_root, mode="rules", analyze_chars=analyze_chars)
+    _WORKER["tagger"] = Tagger(pack_root, mode="rules", analyze_chars=analyze_chars)
 
 
-def _worker_run(records: list[dict[str, Any]], names: list[dict[str, Any]], max_tags: int, decide: bool) -> list[Any]:
+def _worker_run(records: list[dict[str, Any]], tax: Taxonomy, max_tags: int, decide: bool) -> list[Any]:
     """The lexicon (and in rules mode the answer) for each record, or its error."""
     tagger: Tagger = _WORKER["tagger"]
-    tax = Taxonomy.from_names(names)
     out: list[Any] = []
     for r in records:
         try:
@@ -65,15 +62,13 @@ class LexiconPool:
         self._ex = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_start,
                                        initargs=(tagger.pack.root, tagger.analyze_chars))
         if warm is not None:  # start every worker now and compile the default list in each
-            names = [{"id": t.id, "name": t.name} for t in warm]
-            futs = [self._ex.submit(_worker_run, [{"id": "warm-up", "text": "warm-up"}], names, 3, self.decide) for _ in range(workers)]
+            futs = [self._ex.submit(_worker_run, [{"id": "warm-up", "text": "warm-up"}], warm, 3, self.decide) for _ in range(workers)]
             for f in futs:
                 f.result()
 
     def run(self, records: list[dict[str, Any]], tax: Taxonomy, max_tags: int) -> list[Any]:
-        names = [{"id": t.id, "name": t.name} for t in tax]
         size = -(-len(records) // self.workers)
-        futs = [self._ex.submit(_worker_run, records[s:s + size], names, max_tags, self.decide) for s in range(0, len(records), size)]
+        futs = [self._ex.submit(_worker_run, records[s:s + size], tax, max_tags, self.decide) for s in range(0, len(records), size)]
         return [x for f in futs for x in f.result()]
 
     def close(self) -> None:

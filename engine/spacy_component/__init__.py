@@ -26,6 +26,7 @@ from spacy.tokens import Doc
 
 from engine.api import Tagger, TagResult
 from engine.report.calibration import confidence
+from engine.report.explanation import first_mass
 from engine.taxonomy import Taxonomy
 
 for _attr in ("tags", "tag_explanation"):
@@ -47,7 +48,7 @@ def cats_of(result: TagResult, taxonomy: Taxonomy) -> dict[str, float]:
         tag = cand["tag"]
         if tag in chosen or tag not in cats:
             continue
-        mass = next((s["tag_mass"][tag] for s in steps if tag in s.get("tag_mass", {})), None)
+        mass = first_mass(steps, tag)
         cats[tag] = round(min(confidence(cand["score"], mass), floor * 0.99), 4)
     # Chosen tags are written last so they come first in rank order, best first.
     cats.update({t: chosen[t] for t in result.tags})
