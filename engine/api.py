@@ -295,12 +295,13 @@ class Tagger:
         # One decoder per constraint: its memos of answer states serve every batch.
         decoder = self._decoders.get((constraint, active))
         if decoder is None:
-            decoder = self._decoders[(constraint, active)] = ConstrainedDecoder(self.lm, constraint, prefixes=prefixes)
+            head = getattr(self.lm.adapter, "head", None) if active else None
+            decoder = self._decoders[(constraint, active)] = ConstrainedDecoder(self.lm, constraint, prefixes=prefixes, head=head)
         reqs = []
         for p in chunk:
             plan, prompt = p.prepared.plan, p.prepared.prompt
             reqs.append(DecodeRequest(prompt, plan.allowed, plan.target, plan.log_prior, plan.prior_weight, plan.min_tags,
-                                      suffix_ids=p.prepared.suffix_ids))
+                                      suffix_ids=p.prepared.suffix_ids, head_input=p.prepared.head_input))
         att = getattr(self.lm, "adapter", None)
         with att.disabled() if att is not None and not active else contextlib.nullcontext():
             outs = decoder.decode(reqs)
@@ -314,6 +315,9 @@ class Tagger:
                 "raw": out.text,
                 "steps": [s.__dict__ for s in out.steps],
             }
+            if out.head is not None:
+                decision["head"] = [v.to_dict() for v in out.head]
+                decision["head_threshold"] = decoder.head.threshold
             results.append(self._finish(p.record, tax, max_tags, p.candidates, out.tags, plan.rules_pick, decision, out.tag_prob, p.notes))
         return results
 

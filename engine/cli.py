@@ -222,17 +222,28 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from engine.training.job import check_gold, train
+    from engine.training.job import check_gold, train, train_head
     from engine.training.lora import LoraSettings
 
     check_gold(args.gold)
+    command = "tagsmith " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
+    progress = sys.stderr.isatty() and not args.quiet
+    log = None if not args.quiet else (lambda m: None)
+    if not args.lora:
+        card = train_head(args.gold, args.taxonomy, args.output, model=args.model, device=args.device, rules=args.rules,
+                          folds=5 if args.folds is None else args.folds, seed=args.seed, shortlist=args.shortlist,
+                          kind=args.head, fraction=args.fraction, progress=progress, log=log, command=command)
+        cv = card.get("cross_validation")
+        chosen = next((r for r in cv["policies"] if all(r.get(k) == v for k, v in cv["chosen"].items())), None) if cv else None
+        summary = f", cross-validated micro-F1 {chosen['micro_f1']:.3f} top-1 {chosen['top1']:.3f}" if chosen else ""
+        print(f"adapter: {args.output} ({card['training']['seconds']:.0f} s{summary})", file=sys.stderr)
+        return EXIT_OK
     if args.epochs < 1 or args.layers < 1 or args.rank < 1:
         raise TagsmithError(E_OPTION, "--epochs, --layers and --rank must be positive")
     settings = LoraSettings(layers=args.layers, rank=args.rank, alpha=2 * args.rank, lr=args.lr, epochs=args.epochs, seed=args.seed)
-    command = "tagsmith " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
     card = train(args.gold, args.taxonomy, args.output, model=args.model, device=args.device, rules=args.rules, settings=settings,
-                 folds=args.folds, shortlist=args.shortlist, fraction=args.fraction, progress=sys.stderr.isatty() and not args.quiet,
-                 log=None if not args.quiet else (lambda m: None), command=command)
+                 folds=3 if args.folds is None else args.folds, shortlist=args.shortlist, fraction=args.fraction, progress=progress,
+                 log=log, command=command)
     cv = card.get("cross_validation")
     chosen = next((r for r in cv["policies"] if {k: r[k] for k in ("shortlist", "prior_weight", "count")} == cv["chosen"]), None) if cv else None
     summary = f", cross-validated micro-F1 {chosen['micro_f1']:.3f} top-1 {chosen['top1']:.3f}" if chosen else ""
@@ -351,19 +362,22 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--summary", action="store_true", help="no per-tag table")
     e.add_argument("--json", default=None, metavar="FILE", help="also write the metrics as JSON")
     _add_engine_opts(e)
-    tr = sub.add_parser("train", help="fine-tune a decision adapter (LoRA) on labelled READMEs")
+    tr = sub.add_parser("train", help="train a decision adapter (a decision head, or LoRA) on labelled READMEs")
     tr.add_argument("gold", help="labelled JSONL (id, text, tags)")
     tr.add_argument("--taxonomy", required=True)
     tr.add_argument("-o", "--output", required=True, metavar="DIR", help="new folder for the adapter and its card")
     tr.add_argument("--model", default=None, help="base model: Hugging Face id, local folder or .gguf (default: embedded SmolLM2-135M)")
     tr.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     tr.add_argument("--rules", default=None, metavar="DIR", help="rule pack folder (default: the built-in pack)")
+    tr.add_argument("--head", choices=("all", "rules", "model"), default="all",
+                    help="what the decision head reads: evidence and model states (default), evidence only, or states only")
+    tr.add_argument("--lora", action="store_true", help="fine-tune LoRA weights instead of a decision head (slow on CPU)")
     tr.add_argument("--epochs", type=int, default=2)
     tr.add_argument("--layers", type=int, default=6, help="top decoder layers that carry LoRA")
     tr.add_argument("--rank", type=int, default=16, help="LoRA rank (alpha = 2 x rank)")
     tr.add_argument("--lr", type=float, default=1e-3)
     tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--folds", type=int, default=3, help="cross-validation folds that choose the policy (0: none)")
+    tr.add_argument("--folds", type=int, default=None, help="cross-validation folds that choose the settings (0: none; default 5, --lora 3)")
     tr.add_argument("--shortlist", type=int, default=8, help="rule candidates shown to the model")
     tr.add_argument("--fraction", type=float, default=1.0, help="train on this seeded share of the items (learning curves)")
     tr.add_argument("--quiet", action="store_true")

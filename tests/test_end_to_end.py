@@ -1,9 +1,11 @@
 """The real embedded model, loaded once per session, on real requests."""
 import json
+import math
 
 import pytest
 
 from engine import Tagger, parse_request
+from engine.decision.policy import DecisionPolicy
 from tests.conftest import FIXTURES
 
 
@@ -19,10 +21,19 @@ def test_example_4436_includes_ai(hybrid, shared):
     assert list(out) == ["id", "tags"] and out["id"] == "4436"
     assert "ai" in out["tags"] and len(out["tags"]) <= 3 and set(out["tags"]) <= set(req.taxonomy.names)
     exp = res.explanation.to_dict()
-    assert exp["decision"]["steps"] and exp["chosen"][0]["model_prob"] is not None
-    step0 = exp["decision"]["steps"][0]
+    # The shipped head decided: a probability per shortlisted tag, best first, the
+    # answer's tags on top, each chosen tag's confidence its head probability.
+    head = exp["decision"]["head"]
+    probs = {h["tag"]: h["prob"] for h in head}
+    assert all(0 <= p <= 1 for p in probs.values()) and len(set(probs.values())) > 1
+    assert [h["tag"] for h in head][:len(out["tags"])] == out["tags"]
+    assert all(c["confidence"] == pytest.approx(probs[c["tag"]], abs=1e-4) for c in exp["chosen"])
+    assert all(h["evidence"] + h["model"] + h["prior"] == pytest.approx(math.log(h["prob"] / (1 - h["prob"])), abs=0.01) for h in head)
+    # The bare model with the rule prior records its own step masses.
+    bare = Tagger(mode="hybrid", lm=hybrid.lm, adapter=None, policy=DecisionPolicy(mode="hybrid")).tag_request(req).explanation.to_dict()
+    step0 = bare["decision"]["steps"][0]
     assert all(0 <= v <= 1 + 1e-6 for v in step0["tag_mass"].values()) and 0 <= step0["stop"] <= 1
-    assert out["tags"][0] in step0["tag_mass"] and len(set(step0["tag_mass"].values())) > 1
+    assert bare["chosen"][0]["tag"] in step0["tag_mass"] and len(set(step0["tag_mass"].values())) > 1
     from engine.report import render_markdown
 
     md = render_markdown(exp)
@@ -86,8 +97,9 @@ def test_batch_job_with_lexicon_workers_matches_in_process(real_lm, taxonomy, tm
 
 
 def test_shipped_adapter_decides_by_default(real_lm, taxonomy):
-    """The embedded model comes with the trained adapter, whose card sets the hybrid
-    policy for the tag lists it learned; --no-adapter and other lists get the bare one."""
+    """The embedded model comes with the trained adapter (a decision head), whose card
+    sets the hybrid policy for the tag lists it learned; --no-adapter and other lists
+    get the bare one."""
     import json as _json
 
     from engine import Taxonomy
@@ -97,7 +109,8 @@ def test_shipped_adapter_decides_by_default(real_lm, taxonomy):
     card = _json.loads((DEFAULT_ADAPTER / "card.json").read_text())
     assert real_lm.adapter is not None and real_lm.adapter.info.path == DEFAULT_ADAPTER
     assert card["taxonomy"]["fingerprint"] == taxonomy.fingerprint() and card["base_model"] == "smollm2-135m"
-    assert (DEFAULT_ADAPTER / "adapter_model.safetensors").stat().st_size < 8 << 20  # small enough to ship
+    assert (DEFAULT_ADAPTER / "head.safetensors").stat().st_size < 8 << 20  # small enough to ship
+    assert real_lm.adapter.head is not None and card["policy"]["decider"] == "head"
     t = Tagger(mode="hybrid", lm=real_lm)
     assert t.policy_for(taxonomy) == DecisionPolicy(mode="hybrid", **card["policy"])
     req = parse_request((FIXTURES / "request-example.txt").read_text())
@@ -105,6 +118,9 @@ def test_shipped_adapter_decides_by_default(real_lm, taxonomy):
     assert t.policy_for(Taxonomy.from_names(["cli", "quantum-widgets"])) == DecisionPolicy(mode="hybrid")
     res = t.tag_request(req)
     assert res.explanation.model == "smollm2-135m+smollm2-135m"
+    # The head decided: its verdicts are in the explanation and the answer is its choice.
+    verdicts = res.explanation.decision["head"]
+    assert res.tags[0] == verdicts[0]["tag"] and set(res.tags) <= {v["tag"] for v in verdicts}
     assert Tagger(mode="hybrid", lm=real_lm, policy_overrides={"prior_weight": 0.0}).policy_for(taxonomy).prior_weight == 0.0
 
 

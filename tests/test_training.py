@@ -202,3 +202,108 @@ def test_policy_count_model_lets_the_model_close_the_list():
     assert DecisionPolicy(mode="hybrid", shortlist=3).plan(cands, ["cli", "lib", "ai"], 3).target == 1
     with pytest.raises(ValueError):
         DecisionPolicy(count="sometimes")
+
+
+# -- the decision head ---------------------------------------------------------------
+def _synthetic_items(n=150, d=8, seed=0):
+    """Items whose gold tag is written in the state: tag k is gold when state[k] > 0
+    (evidence features carry nothing), so only a head that reads the state can learn it."""
+    import torch
+
+    from engine.decision.head import FEATURES, HeadInput
+    from engine.training.head import HeadItem
+
+    g = torch.Generator().manual_seed(seed)
+    tags = ["cli", "lib", "database", "web-app"]
+    items = []
+    for i in range(n):
+        h = torch.randn(d, generator=g)
+        gold = [t for k, t in enumerate(tags) if h[k] > 0.3] or [tags[int(h[:4].argmax())]]
+        feats = tuple(tuple(0.5 for _ in FEATURES) for _ in tags)
+        items.append(HeadItem(str(i), HeadInput(tuple(tags), feats, 3), h, gold, [tags[0]]))
+    return tags, items
+
+
+def test_head_reads_the_state_and_its_fit_is_deterministic():
+    from engine.report.metrics import score
+    from engine.training.head import answers, fit
+
+    tags, items = _synthetic_items()
+    train, held = items[:100], items[100:]
+    head = fit(train, tags, "all", state_l2=0.01, threshold=0.5)
+    got = answers(head, held, 3, [0.5])[0.5]
+    m = score([it.gold for it in held], got)
+    assert m.micro_f1 > 0.8 and m.top1 >= 0.85  # learned from the state alone
+    rules = fit(train, tags, "rules", threshold=0.5)  # the ablation cannot see the state
+    assert score([it.gold for it in held], answers(rules, held, 3, [0.5])[0.5]).micro_f1 < m.micro_f1 - 0.2
+    again = fit(train, tags, "all", state_l2=0.01, threshold=0.5)
+    assert again.W.equal(head.W) and again.b.equal(head.b) and again.a == head.a  # no sampling: same data, same head
+
+
+def test_head_adapter_trains_decides_and_is_refused_elsewhere(tiny_dir, tmp_path):
+    from engine.decision.adapter import read_adapter
+    from engine.decision.head import TagScore
+    from engine.decision.model import load_model
+    from engine.training.job import train_head
+
+    out = tmp_path / "head"
+    card = train_head(MINI, MINI_TAX, out, model=str(tiny_dir), device="cpu", folds=2, shortlist=5, log=lambda m: None)
+    assert {p.name for p in out.iterdir()} == {"card.json", "README.md", "head.safetensors"}
+    assert card["policy"]["decider"] == "head" and card["head"]["state_dim"] == 32
+    kinds = {r["kind"] for r in card["cross_validation"]["policies"]}
+    assert kinds == {"rules only", "all", "rules", "model"} and card["cross_validation"]["chosen"]["kind"] == "all"
+    assert "decision head" in (out / "README.md").read_text()
+    assert read_adapter(out).has_lora is False
+
+    lm = load_model(str(tiny_dir), "cpu", adapter=str(out))
+    assert lm.adapter.head is not None and lm.adapter.peft_model is None
+    tax = Taxonomy.load(MINI_TAX)
+    tagger = Tagger(mode="hybrid", lm=lm)
+    assert tagger.policy_for(tax).decider == "head"
+    res = tagger.tag("A command-line tool for PostgreSQL databases, run in your terminal.", id="x", taxonomy=MINI_TAX)
+    check(json.dumps(res.tags), tax.names, 3)
+    # The written answer is exactly the head's choice, in its order, with its probabilities.
+    d = res.explanation.decision
+    head = lm.adapter.head
+    verdicts = d["head"]
+    assert [v["prob"] for v in verdicts] == sorted((v["prob"] for v in verdicts), reverse=True)
+    assert res.tags == head.choose([TagScore(v["tag"], v["prob"], 0.0, 0.0, 0.0) for v in verdicts], 3)
+    assert res.explanation.chosen[0].confidence == pytest.approx(verdicts[0]["prob"], abs=1e-4)
+    assert all("head probability" in r["why_not"] or "shortlist" in r["why_not"] for r in res.explanation.rejected)
+    # The same prompt alone and in a batch: same answer (the states are pooled per row).
+    many = tagger.tag_many([{"id": "x", "text": "A command-line tool for PostgreSQL databases, run in your terminal."},
+                            {"id": "y", "text": "A tiny JSON library."}], MINI_TAX)
+    assert many[0].to_json() == res.to_json()
+    # A list the head never learned: refused (explicit adapter), like a LoRA adapter.
+    with pytest.raises(TagsmithError) as err:
+        tagger.tag("A command-line tool.", id="z", taxonomy=["cli", "kubernetes-operator"])
+    assert err.value.code == "E401" and "kubernetes-operator" in str(err.value)
+    # A torn head file is a clear E401 naming it.
+    (out / "head.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(TagsmithError) as err:
+        load_model(str(tiny_dir), "cpu", adapter=str(out))
+    assert err.value.code == "E401" and "head.safetensors" in str(err.value)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(tax=taxonomies(), n=st.integers(1, 4), seed=st.integers(0, 50))
+def test_answers_stay_valid_with_any_head(real_lm, tiny_lm, tiny_compiler, tax, n, seed):
+    """A head of random, large weights may prefer anything: the decoder still writes only
+    valid answers, and exactly the head's choice."""
+    import torch
+
+    from engine.decision.head import FEATURES, DecisionHead, HeadInput
+
+    g = torch.Generator().manual_seed(seed)
+    names = tax.names
+    d = tiny_lm.model.config.hidden_size
+    head = DecisionHead(tags=names, kind="all", feature_mean=[0.0] * len(FEATURES), feature_std=[1.0] * len(FEATURES),
+                        state_mean=torch.zeros(d), state_std=torch.ones(d), a=(torch.randn(len(FEATURES), generator=g) * 5).tolist(),
+                        a0=0.0, b=torch.randn(len(names), generator=g) * 5, W=torch.randn(len(names), d, generator=g) * 5,
+                        threshold=float(torch.rand(1, generator=g)))
+    dec = ConstrainedDecoder(tiny_lm, tiny_compiler.get(tax, n), head=head)
+    shown = tuple(names[: 1 + seed % len(names)])
+    feats = tuple(tuple(float(torch.rand(1, generator=g)) for _ in FEATURES) for _ in shown)
+    (out,) = dec.decode([DecodeRequest(prompt="project", allowed=frozenset(shown), head_input=HeadInput(shown, feats, n))])
+    got = check(out.text, list(shown), n)
+    assert got == head.choose(out.head, n) and 1 <= len(got) <= n

@@ -1,7 +1,8 @@
 """Trained adapters for the decision model: find, check and attach them.
 
-An adapter folder (written by ``tagsmith train``) holds peft LoRA weights for the top
-layers of one base model, and ``card.json``: the base model, the taxonomy it learned
+An adapter folder (written by ``tagsmith train``) holds a decision head
+(``head.safetensors``: see ``engine/decision/head.py``) and/or peft LoRA weights for the
+top layers of one base model, and ``card.json``: the base model, the taxonomy it learned
 (names and fingerprint), the decision policy chosen for it by cross-validation, and
 its scores. The card is checked before any weight is read, so a mismatch is a clear
 ``E401`` rather than a shape error deep inside peft. Attaching changes what the model
@@ -16,11 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from engine.decision.head import DecisionHead
 from engine.errors import E_ADAPTER, TagsmithError
 
 CARD = "card.json"
 WEIGHTS = "adapter_model.safetensors"
 CONFIG = "adapter_config.json"
+HEAD = "head.safetensors"
 
 _HERE = Path(__file__).resolve()
 #: The checkout's adapters/ folder, or its copy inside an installed wheel (checked by the
@@ -45,6 +48,10 @@ class AdapterInfo:
     def name(self) -> str:
         return self.card.get("name") or self.path.name
 
+    @property
+    def has_lora(self) -> bool:
+        return (self.path / WEIGHTS).is_file() and (self.card.get("head") is None or bool(self.card.get("lora")))
+
     def covers(self, names: list[str]) -> bool:
         """Whether every tag of a request's list is one the adapter learned (a subset of
         its taxonomy is fine: the shortlist it sees is a subset anyway)."""
@@ -57,13 +64,21 @@ def read_adapter(path: str | Path) -> AdapterInfo:
     card_path = p / CARD
     if not p.is_dir():
         raise TagsmithError(E_ADAPTER, "adapter folder not found", file=str(p))
-    for need in (CARD, WEIGHTS, CONFIG):
-        if not (p / need).is_file():
-            raise TagsmithError(E_ADAPTER, f"not an adapter folder: {need} is missing", file=str(p))
+    if not card_path.is_file():
+        raise TagsmithError(E_ADAPTER, f"not an adapter folder: {CARD} is missing", file=str(p))
     try:
         card = json.loads(card_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise TagsmithError(E_ADAPTER, f"unreadable card: {exc}", file=str(card_path)) from None
+    if not isinstance(card, dict):
+        raise TagsmithError(E_ADAPTER, "the card must be a JSON object", file=str(card_path))
+    head = card.get("head")
+    if head is not None and (not isinstance(head, dict) or not (p / str(head.get("file", HEAD))).is_file()):
+        raise TagsmithError(E_ADAPTER, f"not an adapter folder: the card names a head but {HEAD} is missing", file=str(p), field="head")
+    if head is None or card.get("lora"):
+        for need in (WEIGHTS, CONFIG):
+            if not (p / need).is_file():
+                raise TagsmithError(E_ADAPTER, f"not an adapter folder: {need} is missing", file=str(p))
     for key in ("base_model", "taxonomy", "policy"):
         if key not in card:
             raise TagsmithError(E_ADAPTER, "missing", file=str(card_path), field=key)
@@ -85,13 +100,15 @@ def check_taxonomy(info: AdapterInfo, names: list[str], fingerprint: str) -> Non
 
 
 class AttachedAdapter:
-    """A peft LoRA adapter injected into a loaded model (its modules change in place,
-    so the decoder keeps calling the plain transformers model)."""
+    """An adapter attached to a loaded model: its decision head, and its peft LoRA
+    weights injected into the model (modules change in place, so the decoder keeps
+    calling the plain transformers model)."""
 
-    def __init__(self, info: AdapterInfo, peft_model: Any, explicit: bool = True) -> None:
+    def __init__(self, info: AdapterInfo, peft_model: Any, explicit: bool = True, head: DecisionHead | None = None) -> None:
         self.info = info
-        self.peft_model = peft_model
+        self.peft_model = peft_model  # None for a head-only adapter
         self.explicit = explicit  # asked for by the user (a tag list it lacks is refused) or the default
+        self.head = head
 
     def applies(self, names: list[str], fingerprint: str) -> bool:
         """Whether the adapter decides for this tag list. An explicit adapter refuses a
@@ -104,15 +121,32 @@ class AttachedAdapter:
     @contextlib.contextmanager
     def disabled(self) -> Iterator[None]:
         """The bare model inside the block (for tag lists the adapter never learned)."""
+        if self.peft_model is None:
+            yield
+            return
         with self.peft_model.disable_adapter():
             yield
 
 
 def attach(model: Any, info: AdapterInfo, base_name: str, explicit: bool = True) -> AttachedAdapter:
-    """Inject ``info``'s LoRA weights into ``model`` (a transformers causal LM)."""
+    """Load ``info``'s head and inject its LoRA weights (if any) into ``model`` (a
+    transformers causal LM)."""
     if info.base_model != base_name:
         raise TagsmithError(E_ADAPTER, f"adapter {info.name!r} was trained for base model {info.base_model!r}, "
                             f"not {base_name!r}", file=str(info.path / CARD), field="base_model")
+    head = None
+    if info.card.get("head") is not None:
+        try:
+            head = DecisionHead.load(info.path, info.card["head"])
+        except Exception as exc:  # safetensors raises many kinds for a torn file; a card may lack a key
+            raise TagsmithError(E_ADAPTER, f"cannot load the decision head: {str(exc)[:200] or type(exc).__name__}",
+                                file=str(info.path / HEAD), field="head") from None
+        width = getattr(getattr(model, "config", None), "hidden_size", None)
+        if width is not None and head.kind != "rules" and head.state_dim != width:
+            raise TagsmithError(E_ADAPTER, f"the head reads states of width {head.state_dim}, the model has {width}",
+                                file=str(info.path / CARD), field="head")
+    if not info.has_lora:
+        return AttachedAdapter(info, None, explicit, head)
     from peft import PeftModel
 
     try:
@@ -121,4 +155,4 @@ def attach(model: Any, info: AdapterInfo, base_name: str, explicit: bool = True)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TagsmithError(E_ADAPTER, f"cannot load adapter weights: {first[:200]}", file=str(info.path)) from None
     peft_model.eval()
-    return AttachedAdapter(info, peft_model, explicit)
+    return AttachedAdapter(info, peft_model, explicit, head)

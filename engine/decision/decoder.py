@@ -13,12 +13,15 @@ from __future__ import annotations
 import copy
 import inspect
 import math
-from dataclasses import dataclass, field
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from itertools import chain
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from engine.decision.constraint import ArrayText, TagConstraint
+from engine.decision.head import BIAS_WEIGHT, DecisionHead, HeadInput, TagScore
 from engine.decision.model import LoadedModel
 from engine.decision.prompt import Prompt
 
@@ -32,6 +35,7 @@ class DecodeRequest:
     prior_weight: float = 0.0
     min_tags: int = 0  # the array may not close with fewer tags
     suffix_ids: Sequence[int] | None = None  # the prompt suffix already tokenised (see ``prepare``)
+    head_input: HeadInput | None = None  # when set (and the decoder has a head), the head decides
 
 
 @dataclass
@@ -49,6 +53,7 @@ class DecodeResult:
     tags: list[str]
     tag_prob: dict[str, float]  # constrained probability of each chosen tag (product over its tokens)
     steps: list[StepRecord] = field(default_factory=list)
+    head: list[TagScore] | None = None  # the decision head's scores, when it decided
 
 
 def forward(model: Any, ids: Any, mask: Any = None, positions: Any = None, cache: Any = None) -> tuple[Any, Any]:
@@ -61,6 +66,33 @@ def forward(model: Any, ids: Any, mask: Any = None, positions: Any = None, cache
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1, **{name: cache})
     new = getattr(out, "cache", None)
     return out.logits, new if new is not None else out.past_key_values
+
+
+@contextmanager
+def final_states(model: Any) -> Iterator[list[Any]]:
+    """Inside the block, the list holds the output of the model's final norm (its last
+    hidden states, every position) from the forward pass run there.
+
+    A hook on that one module, rather than ``output_hidden_states``, which would keep
+    every layer's states of the whole batch alive at once. Batches decoded in
+    overlapping threads share the module: each hook keeps only its own thread's pass.
+    """
+    seen: list[Any] = []
+    owner = threading.get_ident()
+    dec = model.get_decoder() if hasattr(model, "get_decoder") else None
+    norm = next((getattr(dec, n) for n in ("norm", "ln_f", "final_layer_norm") if dec is not None and hasattr(dec, n)), None)
+    if norm is None:
+        raise TypeError(f"{type(model).__name__}: no final norm found for the decision head (norm, ln_f, final_layer_norm)")
+
+    def keep(_module: Any, _args: Any, out: Any) -> None:
+        if threading.get_ident() == owner:
+            seen.append(out[0] if isinstance(out, tuple) else out)
+
+    handle = norm.register_forward_hook(keep)
+    try:
+        yield seen
+    finally:
+        handle.remove()
 
 
 @lru_cache(maxsize=None)
@@ -103,8 +135,9 @@ class ConstrainedDecoder:
     """Runs ``DecodeRequest`` batches through a model under one ``TagConstraint``."""
 
     def __init__(self, lm: LoadedModel, constraint: TagConstraint, max_new_tokens: int | None = None,
-                 prefixes: PrefixCache | None = None) -> None:
+                 prefixes: PrefixCache | None = None, head: DecisionHead | None = None) -> None:
         self.lm = lm
+        self.head = head
         self.c = constraint
         self.max_new_tokens = max_new_tokens or constraint.max_answer_chars
         self.prefixes = prefixes or PrefixCache()
@@ -125,7 +158,14 @@ class ConstrainedDecoder:
             results.update(zip(idx, outs))
         return [results[i] for i in range(len(reqs))]
 
-    def _decode_group(self, prefix: str, suffixes: list[str], reqs: list[DecodeRequest]) -> list[DecodeResult]:
+    def _prefill(self, prefix: str, suffixes: list[str], reqs: list[DecodeRequest], want_states: bool = False) -> tuple:
+        """One forward pass over every distinct prompt of a group (the prefix from the
+        cache): (last logits per request, KV cache per request, mask, next positions,
+        pooled states per request or None).
+
+        The pooled state is the model's final hidden state averaged over the item's own
+        prompt tokens: the decision head's reading of the item, computed by this same pass.
+        """
         import torch
 
         tok, model = self.lm.tokenizer, self.lm.model
@@ -153,6 +193,53 @@ class ConstrainedDecoder:
             past.batch_repeat_interleave(len(uniq))
         mask = torch.cat([torch.ones((len(uniq), len(prefix_ids)), dtype=torch.long), own.long()], dim=1).to(device)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, len(prefix_ids):]
+        states = None
+        with torch.inference_mode():
+            if want_states:
+                with final_states(model) as seen:
+                    logits, past = forward(model, ids, mask, pos, past)
+                weights = own.to(device=device, dtype=torch.float32)[:, :, None]
+                pooled = (seen[0].float() * weights).sum(1) / weights.sum(1)
+                states = [pooled[k].cpu() for k in rep]
+            else:
+                logits, past = forward(model, ids, mask, pos, past)
+        step_pos = pos[:, -1:]
+        if len(uniq) < len(reqs):
+            rows = torch.tensor(rep, device=device)
+            logits, mask, step_pos = logits[rows], mask[rows], step_pos[rows]
+            past.reorder_cache(rows)
+        return logits, past, mask, step_pos, states
+
+    def states(self, reqs: list[DecodeRequest]) -> list[Any]:
+        """The pooled state of each request's prompt (no decoding): what the decision
+        head reads, for training it on exactly what it will see."""
+        prompts = [r.prompt if isinstance(r.prompt, Prompt) else Prompt("", r.prompt) for r in reqs]
+        out: dict[int, Any] = {}
+        groups: dict[str, list[int]] = {}
+        for i, p in enumerate(prompts):
+            groups.setdefault(p.prefix, []).append(i)
+        for prefix, idx in groups.items():
+            got = self._prefill(prefix, [prompts[i].suffix for i in idx], [reqs[i] for i in idx], want_states=True)[4]
+            out.update(zip(idx, got))
+        return [out[i] for i in range(len(reqs))]
+
+    def _decode_group(self, prefix: str, suffixes: list[str], reqs: list[DecodeRequest]) -> list[DecodeResult]:
+        import torch
+
+        device, model = self.lm.device, self.lm.model
+        pad = self.lm.tokenizer.pad_token_id
+        heads = [r.head_input is not None and self.head is not None for r in reqs]
+        logits, past, mask, step_pos, states = self._prefill(prefix, suffixes, reqs, want_states=any(heads))
+        verdicts: list[list[TagScore] | None] = [None] * len(reqs)
+        reqs = list(reqs)
+        for i, r in enumerate(reqs):
+            if heads[i]:
+                # The head decides (which tags, how many, in what order); the constrained
+                # decoder writes exactly that answer.
+                verdicts[i] = scores = self.head.score(states[i], r.head_input)
+                chosen = self.head.choose(scores, r.head_input.max_tags)
+                reqs[i] = replace(r, allowed=frozenset(chosen), target=len(chosen), log_prior=self.head.log_prior(chosen),
+                                  prior_weight=BIAS_WEIGHT, min_tags=0)
         guides = [self.c.new_guide() for _ in reqs]
         texts = [""] * len(reqs)
         done = [False] * len(reqs)
@@ -160,12 +247,6 @@ class ConstrainedDecoder:
         token_text: list[list[str]] = [[] for _ in reqs]
         steps: list[list[StepRecord]] = [[] for _ in reqs]
         with torch.inference_mode():
-            logits, past = forward(model, ids, mask, pos, past)
-            step_pos = pos[:, -1:]
-            if len(uniq) < len(reqs):
-                rows = torch.tensor(rep, device=device)
-                logits, mask, step_pos = logits[rows], mask[rows], step_pos[rows]
-                past.reorder_cache(rows)
             for _ in range(self.max_new_tokens):
                 live, options = [], []
                 for i, r in enumerate(reqs):
@@ -199,7 +280,7 @@ class ConstrainedDecoder:
                 mask = torch.cat([mask, torch.ones((len(reqs), 1), dtype=mask.dtype, device=device)], dim=1)
                 step_pos = step_pos + 1
                 logits, past = forward(model, step_input, mask, step_pos, past)
-        return [self._result(texts[i], token_logp[i], token_text[i], steps[i]) for i in range(len(reqs))]
+        return [self._result(texts[i], token_logp[i], token_text[i], steps[i], verdicts[i]) for i in range(len(reqs))]
 
     def _options(self, text: str, guide: Any, r: DecodeRequest) -> tuple[tuple, tuple[list[int], Any, list[float] | None]] | None:
         """The row's choosable tokens (EOS aside), as a list and a device tensor, and their
@@ -295,7 +376,8 @@ class ConstrainedDecoder:
             return None
         return len(before.items), stop_at, by_tag
 
-    def _result(self, text: str, logps: list[float], pieces: list[str], steps: list[StepRecord]) -> DecodeResult:
+    def _result(self, text: str, logps: list[float], pieces: list[str], steps: list[StepRecord],
+                head: list[TagScore] | None = None) -> DecodeResult:
         arr = ArrayText.parse(text)
         tags = [self.c.escaped[e] for e in arr.items if e in self.c.escaped]
         # Attribute each token's log-probability to the item it writes into.
@@ -315,4 +397,4 @@ class ConstrainedDecoder:
                     probs[name] = round(math.exp(lp_item), 6)
                 n_items += 1
                 lp_item = 0.0
-        return DecodeResult(text=text, tags=tags, tag_prob=probs, steps=steps)
+        return DecodeResult(text=text, tags=tags, tag_prob=probs, steps=steps, head=head)

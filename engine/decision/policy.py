@@ -7,10 +7,11 @@ scores) and the model chooses and orders within that shortlist, its logits shift
 by the rule prior. ``llm`` mode lets the model choose freely among all tags (only
 the constraint binds it); ``rules`` mode needs no model.
 
-A trained adapter (``tagsmith train``) changes the balance: the model has learned the
-catalogue's judgement, so its policy (read from the adapter's card, chosen by
-cross-validation on the training data) gives it a longer shortlist, a weaker prior
-and the say over how many tags to return (``count="model"``).
+A trained adapter (``tagsmith train``) changes the balance. One with a decision head
+(the default) lets the head choose within an 8-tag shortlist, reading the model's
+hidden states and the rules' evidence (``decider="head"``; see ``head.py``); a LoRA
+adapter's policy (read from its card, chosen by cross-validation on the training data)
+sets the shortlist, the prior's weight and who decides the count.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from engine.lexicon.types import Candidate
 
 MODES = ("rules", "llm", "hybrid")
 COUNTS = ("rules", "model")
+DECIDERS = ("prior", "head")
 
 
 @dataclass(frozen=True)
@@ -44,14 +46,22 @@ class DecisionPolicy:
     prior_weight: float = 2.0  # hybrid: strength of the rule prior on the model's logits
     prior_temperature: float = 0.15  # softmax temperature over scores for the prior
     count: str = "rules"  # hybrid: "rules" fixes the number of tags; "model" lets the model close the list (1..N)
+    # hybrid: "prior" = the model writes the answer with the rule prior on its logits;
+    # "head" = the adapter's decision head chooses from the model's states and the evidence
+    decider: str = "prior"
 
     def __post_init__(self) -> None:
         if self.count not in COUNTS:
             raise ValueError(f"count must be one of {', '.join(COUNTS)}, got {self.count!r}")
+        if self.decider not in DECIDERS:
+            raise ValueError(f"decider must be one of {', '.join(DECIDERS)}, got {self.decider!r}")
 
     def settings(self) -> dict[str, float | int | str]:
         """The tunable settings, as an adapter card stores them."""
-        return {"shortlist": self.shortlist, "prior_weight": self.prior_weight, "count": self.count}
+        out: dict[str, float | int | str] = {"shortlist": self.shortlist, "prior_weight": self.prior_weight, "count": self.count}
+        if self.decider != "prior":
+            out["decider"] = self.decider
+        return out
 
     def rules_pick(self, cands: list[Candidate], max_tags: int) -> list[str]:
         """Calibrated rules-only answer: strong, close-to-the-best candidates, at most N;

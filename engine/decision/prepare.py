@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from engine.decision.head import HeadInput, shortlist_features
 from engine.decision.policy import DecisionPolicy, Plan
 from engine.decision.prompt import Prompt, build_prompt
 from engine.lexicon.readme import Document
@@ -22,15 +23,21 @@ class Prepared:
     prompt: Prompt
     suffix_ids: tuple[int, ...]  # token ids of ``prompt.suffix`` (the prefix is tokenised once per batch)
     max_tags: int
+    head_input: HeadInput | None = None  # for a decision head: the shortlist's evidence features
 
 
 def prepare(policy: DecisionPolicy, tokenizer: Any, doc: Document, cands: list[Candidate], names: list[str],
             max_tags: int, budget: int) -> Prepared:
-    """Plan the decision for one item and build and tokenise its prompt."""
+    """Plan the decision for one item and build and tokenise its prompt (and, for a
+    decision head, its shortlist's evidence features)."""
     plan = policy.plan(cands, names, max_tags)
     # With a prior (hybrid), the model sees the shortlist with its evidence; without
     # one (llm), the whole tag list, which then belongs to the shared prefix.
     shown = [c.tag for c in cands if c.tag in plan.allowed] if plan.log_prior else names
     prompt = build_prompt(tokenizer, doc, shown, max_tags, budget, cands if plan.log_prior else None)
     ids = tokenizer(prompt.suffix, add_special_tokens=False)["input_ids"]
-    return Prepared(plan, prompt, tuple(ids), max_tags)
+    head_input = None
+    if policy.decider == "head" and plan.log_prior:
+        feats = shortlist_features(cands, shown, plan.rules_pick, len(doc.text))
+        head_input = HeadInput(tuple(shown), tuple(tuple(f) for f in feats), max_tags)
+    return Prepared(plan, prompt, tuple(ids), max_tags, head_input)

@@ -53,6 +53,10 @@ class Explanation:
         notes: list[str] | None = None,
     ) -> "Explanation":
         by_tag = {c.tag: c for c in candidates}
+        head = {h["tag"]: h for h in (decision or {}).get("head") or []}
+        if head:
+            return cls._build_head(id=id, mode=mode, model=model, pack=pack, taxonomy=taxonomy, max_tags=max_tags, tags=tags,
+                                   candidates=candidates, decision=decision, head=head, notes=notes)
         chosen = []
         for i, t in enumerate(tags):
             c = by_tag.get(t)
@@ -91,6 +95,51 @@ class Explanation:
             chosen=chosen, candidates=[c.to_dict() for c in candidates[:12]],
             decision=decision, rejected=rejected, notes=list(notes or []),
         )
+
+    @classmethod
+    def _build_head(cls, *, id: str | None, mode: str, model: str | None, pack: str, taxonomy: str, max_tags: int,
+                    tags: list[str], candidates: list[Candidate], decision: dict[str, Any], head: dict[str, dict[str, Any]],
+                    notes: list[str] | None) -> "Explanation":
+        """When a decision head chose: its probability is the confidence (it was fitted as
+        a calibrated probability), and its log-odds parts say what carried each tag."""
+        by_tag = {c.tag: c for c in candidates}
+        threshold = float(decision.get("head_threshold", 0.5))
+        chosen = []
+        for i, t in enumerate(tags):
+            c, h = by_tag.get(t), head.get(t)
+            top = sorted(c.evidence, key=lambda e: -e.weight)[:3] if c else []
+            words = ", ".join(f"'{e.text}' ({e.section})" for e in top)
+            prob = float(h["prob"]) if h else None
+            reason = (f"head probability {prob:.2f} ({_parts(h)})" if h else "chosen by the model") + (f"; rule evidence: {words}" if words else "")
+            chosen.append(ChosenTag(t, i + 1, round(c.score, 4) if c else 0.0, prob, round(prob, 4) if prob is not None else 0.0, reason))
+        rejected = []
+        for c in candidates[:8]:
+            if c.tag in tags:
+                continue
+            h = head.get(c.tag)
+            if h is None:
+                why = "not on the shortlist the head chooses from"
+            elif len(tags) >= max_tags:
+                why = f"head probability {h['prob']:.2f} ({_parts(h)}), but the answer already has the maximum of {max_tags} tags"
+            else:
+                why = f"head probability {h['prob']:.2f} is under the count threshold {threshold:.2f} ({_parts(h)})"
+            rejected.append({"tag": c.tag, "why_not": why})
+        return cls(id=id, mode=mode, model=model, pack=pack, taxonomy=taxonomy, max_tags=max_tags, chosen=chosen,
+                   candidates=[c.to_dict() for c in candidates[:12]], decision=decision, rejected=rejected, notes=list(notes or []))
+
+
+def _parts(h: dict[str, Any]) -> str:
+    return f"evidence {h['evidence']:+.2f}, model {h['model']:+.2f}, tag prior {h['prior']:+.2f}"
+
+
+def model_scores(decision: dict[str, Any]) -> tuple[str, dict[str, float]]:
+    """What the model side said of each candidate, and what that number is: the decision
+    head's probability when a head chose, else the model's mass at its first choice."""
+    head = decision.get("head")
+    if head:
+        return "head probability", {h["tag"]: float(h["prob"]) for h in head}
+    steps = decision.get("steps") or []
+    return "model mass", dict(steps[0]["tag_mass"]) if steps else {}
 
 
 def first_mass(steps: list[dict[str, Any]], tag: str) -> float | None:

@@ -10,6 +10,8 @@ import html
 import json
 from typing import Any
 
+from engine.report.explanation import model_scores
+
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1d2433;background:#f6f7f9}
 header{background:#1d2433;color:#fff;padding:16px 24px}header h1{margin:0;font-size:20px}
@@ -82,8 +84,7 @@ def render_item(it: dict[str, Any]) -> str:
     head = " ".join(f'<span class="tag">{_e(t)} {it["confidence"].get(t, 0):.2f}</span>' for t in it["tags"]) or '<span class=muted>no tags</span>'
     badge = ' <span class="badge">wrong</span>' if it["wrong"] else ""
     gold = f'<p>gold: {" ".join(f"<span class=tag>{_e(t)}</span>" for t in it["gold"])}</p>' if it["gold"] is not None else ""
-    steps = exp.get("decision", {}).get("steps", [])
-    first = steps[0]["tag_mass"] if steps else {}
+    label, first = model_scores(exp.get("decision", {}))
     rows = []
     for c in exp.get("candidates", [])[:10]:
         ev = "; ".join(f'{_e(e["text"])} <span class=muted>({_e(e["section"])})</span>' for e in c["evidence"][:3])
@@ -95,7 +96,7 @@ def render_item(it: dict[str, Any]) -> str:
     text = f'<details><summary>README with evidence highlighted</summary><pre class="readme">{_highlight(it["text"], exp)}</pre></details>' if it["text"] else ""
     return (f'<section class="{cls}" id="item-{_e(it["id"])}" data-id="{_e(it["id"])}" data-tags="{_e(tags)}">'
             f'<h3>{_e(it["id"])}{badge}</h3><p>{head}</p>{gold}'
-            f'<table><tr><th>candidate</th><th>rule score</th><th>model mass</th><th>decision</th><th>evidence</th></tr>{"".join(rows)}</table>'
+            f'<table><tr><th>candidate</th><th>rule score</th><th>{label}</th><th>decision</th><th>evidence</th></tr>{"".join(rows)}</table>'
             f'{"<ul>" + why + "</ul>" if why else ""}{text}</section>')
 
 

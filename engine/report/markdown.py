@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.report.explanation import model_scores
+
 
 def _cell(s: Any) -> str:
     return str(s).replace("|", "\\|").replace("\n", " ")
@@ -16,9 +18,9 @@ def render_markdown(exp: dict[str, Any]) -> str:
         out.append("No tag fits.")
     for c in exp["chosen"]:
         out.append(f"{c['rank']}. **{c['tag']}** (confidence {c['confidence']:.2f}) — {c['reason']}")
-    out += ["", "## Candidates", "", "| tag | rule score | model mass (1st step) | evidence |", "|---|---|---|---|"]
+    label, first = model_scores(exp.get("decision", {}))
     steps = exp.get("decision", {}).get("steps", [])
-    first = steps[0]["tag_mass"] if steps else {}
+    out += ["", "## Candidates", "", f"| tag | rule score | {label} | evidence |", "|---|---|---|---|"]
     for c in exp["candidates"]:
         ev = "; ".join(f"{e['text']!r} {e['section']} {e['rule']}" for e in c["evidence"][:3])
         if c.get("vetoed"):

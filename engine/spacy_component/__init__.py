@@ -26,7 +26,7 @@ from spacy.tokens import Doc
 
 from engine.api import Tagger, TagResult
 from engine.report.calibration import confidence
-from engine.report.explanation import first_mass
+from engine.report.explanation import first_mass, model_scores
 from engine.taxonomy import Taxonomy
 
 for _attr in ("tags", "tag_explanation"):
@@ -44,12 +44,14 @@ def cats_of(result: TagResult, taxonomy: Taxonomy) -> dict[str, float]:
     chosen = {c.tag: c.confidence for c in exp.chosen}
     floor = min(chosen.values(), default=1.0)
     steps = exp.decision.get("steps") or []
+    label, head = model_scores(exp.decision)
     for cand in exp.candidates:
         tag = cand["tag"]
         if tag in chosen or tag not in cats:
             continue
-        mass = first_mass(steps, tag)
-        cats[tag] = round(min(confidence(cand["score"], mass), floor * 0.99), 4)
+        # A decision head's probability is already a calibrated confidence.
+        conf = head.get(tag, 0.0) if label == "head probability" else confidence(cand["score"], first_mass(steps, tag))
+        cats[tag] = round(min(conf, floor * 0.99), 4)
     # Chosen tags are written last so they come first in rank order, best first.
     cats.update({t: chosen[t] for t in result.tags})
     return dict(sorted(cats.items(), key=lambda kv: -kv[1]))

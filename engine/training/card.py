@@ -16,6 +16,8 @@ def write_card(out: Path, card: dict[str, Any]) -> None:
 
 
 def render_card(card: dict[str, Any]) -> str:
+    if card.get("head") is not None and not card.get("lora"):
+        return render_head_card(card)
     tax, data, lora, pol = card["taxonomy"], card["data"], card["lora"], card["policy"]
     lines = [
         f"# {card['name']}: a tagsmith decision adapter",
@@ -46,6 +48,53 @@ def render_card(card: dict[str, Any]) -> str:
             mark = " **(chosen)**" if {k: r[k] for k in ("shortlist", "prior_weight", "count")} == cv["chosen"] else ""
             lines.append(f"| {r['prior_weight']} | {r['count']}{mark} | {r['micro_p']:.3f} | {r['micro_r']:.3f} | {r['micro_f1']:.3f} | "
                          f"{r['macro_f1']:.3f} | {r['top1']:.3f} | {r['exact']:.3f} |")
+        lines.append("")
+    lines += ["Reproduce: `" + card["command"] + "`", ""]
+    return "\n".join(lines)
+
+
+_KIND_LABEL = {"rules only": "rules only (no training)", "rules": "head on evidence only (no model states)",
+               "model": "head on model states only (the model alone in the shortlist)", "all": "head on evidence + model states"}
+
+
+def render_head_card(card: dict[str, Any]) -> str:
+    tax, data, head, tr = card["taxonomy"], card["data"], card["head"], card["training"]
+    st = head.get("settings", {})
+    lines = [
+        f"# {card['name']}: a tagsmith decision adapter (decision head)",
+        "",
+        f"A decision head for **{card['base_model']}**, trained by `tagsmith train`: a regularised logistic read-out of the "
+        "model's final hidden states (mean over the item's prompt tokens, computed by the decoder's own prefill) and the "
+        "rules' evidence, over the rules' shortlist. It chooses the tags and how many; the constrained decoder writes that "
+        "answer, so the Outlines constraint still decides which answers exist.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| base model | `{card['base_model']}` (weights unchanged) |",
+        f"| taxonomy | {len(tax['names'])} tags, fingerprint `{tax['fingerprint']}` |",
+        f"| data | `{data['file']}`: {data['items']} items, sha256 `{data['sha256']}`"
+        + (f", {data['fraction']:.0%} of the file" if data.get("fraction", 1) < 1 else "") + " |",
+        f"| head | {head['kind']}: {len(head['features'])} evidence features, state width {head['state_dim']}, "
+        f"state L2 {st.get('state_l2')}, bias L2 {st.get('bias_l2')}, count threshold {head['threshold']} |",
+        f"| training | {tr['seconds']:.0f} s on {tr['device']} ({tr['states_seconds']:.0f} s of model states), "
+        f"peak RSS {tr['peak_rss_mb']:.0f} MiB |",
+        "",
+    ]
+    cv = card.get("cross_validation")
+    if cv:
+        best: dict[str, dict[str, Any]] = {}
+        for r in cv["policies"]:
+            k = r["kind"]
+            if k not in best or (r["micro_f1"], r["top1"]) > (best[k]["micro_f1"], best[k]["top1"]):
+                best[k] = r
+        lines += [f"## Cross-validation on the training data ({cv['folds']} folds, head refitted per fold)", "",
+                  "Best setting of each kind (every grid point is in `card.json`):", "",
+                  "| decider | state L2 | threshold | micro-P | micro-R | micro-F1 | macro-F1 | top-1 | exact |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for k, r in best.items():
+            mark = " **(chosen)**" if all(r.get(x) == v for x, v in cv["chosen"].items()) else ""
+            lines.append(f"| {_KIND_LABEL.get(k, k)}{mark} | {r.get('state_l2', '–')} | {r.get('threshold', '–')} | {r['micro_p']:.3f} | "
+                         f"{r['micro_r']:.3f} | {r['micro_f1']:.3f} | {r['macro_f1']:.3f} | {r['top1']:.3f} | {r['exact']:.3f} |")
         lines.append("")
     lines += ["Reproduce: `" + card["command"] + "`", ""]
     return "\n".join(lines)

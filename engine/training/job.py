@@ -1,9 +1,14 @@
 """``tagsmith train``: labelled READMEs in, an adapter folder with its card out.
 
-Steps: load the bare base model; build examples in the decoder's format (the
-shortlist policy that the adapter will be used with); cache the frozen layers' output
-once; choose the decision policy by k-fold cross-validation (retraining per fold);
-train on everything; save the adapter and its card.
+Default (``train_head``): a decision head. Load the bare base model; run every item
+through the tagging path and one prefill to get its shortlist, evidence and pooled
+state; choose the head's settings by k-fold cross-validation; fit on everything; save
+the head and its card. Minutes on a CPU, most of it the prefills.
+
+``--lora`` (``train``): LoRA on the model's top layers. Build examples in the
+decoder's format; cache the frozen layers' output once; choose the decision policy by
+k-fold cross-validation (retraining per fold); train on everything; save the adapter
+and its card. About 35 minutes on a 2-core CPU for 419 items.
 """
 from __future__ import annotations
 
@@ -114,3 +119,68 @@ def train(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str | None
 def check_gold(path: str) -> None:
     if not Path(path).is_file():
         raise TagsmithError(E_TRAIN, "gold file not found", file=path)
+
+
+def _card_common(out: Path, base_name: str, tax: Any, gold: str | Path, rows: list[dict[str, Any]], tagger: Tagger,
+                 excerpt_tokens: int, max_tags: int, fraction: float) -> dict[str, Any]:
+    from engine.training.examples import data_hash
+
+    return {
+        "name": out.name,
+        "base_model": base_name,
+        "taxonomy": {"fingerprint": tax.fingerprint(), "names": tax.names},
+        "prompt": {"excerpt_tokens": excerpt_tokens, "max_tags": max_tags, "rules_pack": tagger.pack.digest},
+        "data": {"file": os.path.basename(str(gold)), "sha256": data_hash(rows), "items": len(rows), "fraction": fraction},
+    }
+
+
+def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str | None = None, device: str | None = None,
+               rules: str | None = None, folds: int = 5, seed: int = 0, shortlist: int = SHORTLIST, kind: str = "all",
+               max_tags: int = 3, excerpt_tokens: int = 256, fraction: float = 1.0, progress: bool = False,
+               log: Callable[[str], None] | None = None, command: str = "") -> dict[str, Any]:
+    """Train a decision head on ``gold`` (JSONL with id, text, tags) and write it to ``out``."""
+    import torch
+    import transformers
+
+    from engine.decision.model import DEFAULT_MODEL, load_model
+    from engine.training import head as heads
+    from engine.training.examples import gold_tags
+
+    log = log or (lambda m: print(m, file=sys.stderr))
+    t_start = time.perf_counter()
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise TagsmithError(E_OPTION, "output folder exists and is not empty", file=str(out))
+    tax = as_taxonomy(taxonomy)
+    rows = subsample(load_jsonl(gold), fraction, seed)
+    if folds == 1 or folds < 0 or (folds and folds > len(rows)):
+        raise TagsmithError(E_OPTION, f"--folds must be 0 (no cross-validation) or 2..{len(rows)}, got {folds}")
+    golds = [gold_tags(r, tax, f"{gold}: record {r.get('id')!r}") for r in rows]
+    lm = load_model(model, device, adapter=None)
+    tagger = Tagger(rules, mode="hybrid", lm=lm, policy=heads.head_policy(shortlist), excerpt_tokens=excerpt_tokens)
+    items = heads.collect(tagger, rows, tax, golds, max_tags, progress=progress)
+    states_secs = time.perf_counter() - t_start
+    log(f"train: {len(items)} items, model states in {states_secs:.0f} s")
+    cv = None
+    chosen = {"kind": kind, "state_l2": 0.3, "threshold": 0.4}
+    if folds:
+        cv = heads.cross_validate(items, tax.names, folds, seed, max_tags, kind=kind, log=log)
+        chosen = cv.chosen
+        log(f"train: cross-validation chose {chosen}")
+    t0 = time.perf_counter()
+    head = heads.fit(items, tax.names, chosen["kind"], chosen["state_l2"], chosen["threshold"])
+    fit_secs = time.perf_counter() - t0
+    out.mkdir(parents=True, exist_ok=True)
+    base_name = model or DEFAULT_MODEL
+    card = _card_common(out, base_name, tax, gold, rows, tagger, excerpt_tokens, max_tags, fraction)
+    card.update({
+        "policy": heads.head_policy(shortlist).settings(),
+        "head": head.save(out),
+        "training": {"seconds": round(time.perf_counter() - t_start, 1), "states_seconds": round(states_secs, 1),
+                     "final_fit_seconds": round(fit_secs, 2), "device": str(lm.device), "peak_rss_mb": round(peak_rss_mb(), 1),
+                     "seed": seed, "versions": {"torch": torch.__version__, "transformers": transformers.__version__}},
+        "cross_validation": cv.to_dict() if cv else None,
+        "command": command or f"tagsmith train {gold} -o {out}",
+    })
+    write_card(out, card)
+    return card

@@ -1,0 +1,192 @@
+"""Training the decision head (``engine/decision/head.py``) and choosing its settings.
+
+Steps: every labelled README goes through the tagging path (lexicon -> shortlist ->
+prompt) and one prefill of the model gives its pooled state, exactly what the decoder
+computes at tagging time; then a regularised logistic model is fitted on the
+shortlisted (item, tag) pairs, label "tag is gold". Fitting takes seconds, so the
+regularisation and the count threshold are chosen by k-fold cross-validation on the
+training data over a grid, and the card records every grid point's scores, the rules
+alone, the head without the model's states and the head on the states alone.
+
+Full-batch L-BFGS from zeros: the fit is a deterministic function of the data (no
+sampling, no seed needed), so retraining from a clean checkout gives the same head.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from engine.api import Tagger
+from engine.decision.head import KINDS, DecisionHead, HeadInput
+from engine.decision.policy import DecisionPolicy
+from engine.report.metrics import Metrics, score
+from engine.taxonomy import Taxonomy
+
+#: Grid chosen over by cross-validation: L2 strength on the per-tag state weights, and
+#: the probability a 2nd/3rd tag needs.
+STATE_L2 = (0.1, 0.3, 1.0)
+THRESHOLDS = (0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55)
+#: L2 strength on the per-tag biases (tags seen a handful of times must not memorise).
+BIAS_L2 = 0.1
+
+
+@dataclass
+class HeadItem:
+    """One labelled README as the head sees it."""
+
+    id: str
+    input: HeadInput | None  # None when the rules found nothing (no shortlist)
+    state: Any  # pooled state (torch [d]) or None
+    gold: list[str]
+    rules_pick: list[str]
+
+
+def collect(tagger: Tagger, rows: list[dict[str, Any]], tax: Taxonomy, golds: list[list[str]], max_tags: int,
+            batch: int = 8, progress: bool = False) -> list[HeadItem]:
+    """Shortlists, evidence features and the model's pooled states for ``rows`` (the
+    tagger's policy must have ``decider="head"``)."""
+    from tqdm import tqdm
+
+    from engine.decision.decoder import ConstrainedDecoder, DecodeRequest
+
+    props = tagger.prepare(tagger.propose(rows, tax), tax, max_tags)
+    decoder = ConstrainedDecoder(tagger.lm, tagger.compiler.get(tax, max_tags))
+    out: list[HeadItem] = []
+    bar = tqdm(total=len(props), desc="model states", disable=not progress, unit="item")
+    for s in range(0, len(props), batch):
+        chunk = props[s:s + batch]
+        reqs = [DecodeRequest(p.prepared.prompt, p.prepared.plan.allowed, suffix_ids=p.prepared.suffix_ids) for p in chunk]
+        states = decoder.states(reqs)
+        for p, st, g in zip(chunk, states, golds[s:s + batch]):
+            out.append(HeadItem(str(p.record.get("id")), p.prepared.head_input, st, g, list(p.prepared.plan.rules_pick)))
+        bar.update(len(chunk))
+    bar.close()
+    return out
+
+
+def fit(items: Sequence[HeadItem], tags: list[str], kind: str = "all", state_l2: float = 0.3, threshold: float = 0.4,
+        iterations: int = 300) -> DecisionHead:
+    """Fit a head on ``items`` (those with a shortlist).
+
+    In float64 on one thread: a multi-threaded float32 sum adds in an order that varies
+    from run to run, and L-BFGS magnifies the last bits, so the same data would give
+    heads that differ in the 5th digit. One thread makes the head a function of the data.
+    """
+    import torch
+
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _fit(items, tags, kind, state_l2, threshold, iterations)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(items: Sequence[HeadItem], tags: list[str], kind: str, state_l2: float, threshold: float, iterations: int) -> DecisionHead:
+    import torch
+
+    f64 = torch.float64
+    index = {t: i for i, t in enumerate(tags)}
+    F, T, H, Y = [], [], [], []
+    for it in items:
+        if it.input is None:
+            continue
+        gold = set(it.gold)
+        for t, f in zip(it.input.tags, it.input.features):
+            F.append(list(f)); T.append(index[t]); H.append(it.state.to(f64)); Y.append(float(t in gold))
+    F_ = torch.tensor(F, dtype=f64)
+    T_ = torch.tensor(T, dtype=torch.long)
+    H_ = torch.stack(H)
+    Y_ = torch.tensor(Y, dtype=f64)
+    fm, fs = F_.mean(0), F_.std(0) + 1e-6
+    hm, hs = H_.mean(0), H_.std(0) + 1e-6
+    Fn, Hn = (F_ - fm) / fs, (H_ - hm) / hs
+    n = len(Y_)
+    a = torch.zeros(F_.shape[1], dtype=f64, requires_grad=kind != "model")
+    a0 = torch.zeros(1, dtype=f64, requires_grad=kind != "model")
+    b = torch.zeros(len(tags), dtype=f64, requires_grad=True)
+    W = torch.zeros(len(tags), H_.shape[1], dtype=f64, requires_grad=kind != "rules")
+    params = [p for p in (a, a0, b, W) if p.requires_grad]
+    opt = torch.optim.LBFGS(params, lr=1, max_iter=iterations, line_search_fn="strong_wolfe")
+
+    def closure() -> Any:
+        opt.zero_grad()
+        z = Fn @ a + a0 + b[T_] + (W[T_] * Hn).sum(-1)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(z, Y_)
+        # L2 scaled by 100 / rows: the strengths in the grid mean the same for any data size.
+        loss = loss + (BIAS_L2 * (b ** 2).sum() + state_l2 * (W ** 2).sum()) * 100 / n
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    f32 = torch.float32
+    return DecisionHead(tags=list(tags), kind=kind, feature_mean=fm.tolist(), feature_std=fs.tolist(),
+                        state_mean=hm.to(f32), state_std=hs.to(f32), a=a.detach().tolist(), a0=float(a0.detach()),
+                        b=b.detach().to(f32), W=W.detach().to(f32), threshold=threshold,
+                        settings={"state_l2": state_l2, "bias_l2": BIAS_L2, "iterations": iterations})
+
+
+def answers(head: DecisionHead, items: Sequence[HeadItem], max_tags: int, thresholds: Sequence[float]) -> dict[float, list[list[str]]]:
+    """The head's answers under each count threshold (the scores are computed once)."""
+    out: dict[float, list[list[str]]] = {th: [] for th in thresholds}
+    for it in items:
+        scored = head.score(it.state, it.input) if it.input is not None else None
+        for th in thresholds:
+            out[th].append(head.choose(scored, max_tags, th) if scored else list(it.rules_pick))
+    return out
+
+
+@dataclass
+class HeadCV:
+    folds: int
+    rows: list[dict[str, Any]]  # per setting: kind, state_l2, threshold and scores
+    chosen: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"folds": self.folds, "policies": self.rows, "chosen": self.chosen}
+
+
+def _row(setting: dict[str, Any], m: Metrics) -> dict[str, Any]:
+    return {**setting, "micro_p": round(m.micro_p, 4), "micro_r": round(m.micro_r, 4), "micro_f1": round(m.micro_f1, 4),
+            "macro_f1": round(m.macro_f1, 4), "top1": round(m.top1, 4), "exact": round(m.exact, 4)}
+
+
+def cross_validate(items: list[HeadItem], tags: list[str], folds: int, seed: int, max_tags: int, kind: str = "all",
+                   log: Callable[[str], None] | None = None) -> HeadCV:
+    """Out-of-fold answers for every grid point (and for the ablations), scored over all
+    items; the best micro-F1 (then top-1) of ``kind`` is chosen."""
+    order = list(range(len(items)))
+    random.Random(seed).shuffle(order)
+    fold = {j: k % folds for k, j in enumerate(order)}
+    gold = [it.gold for it in items]
+    rows = [_row({"kind": "rules only"}, score(gold, [it.rules_pick for it in items]))]
+    grid = [(k, l2) for k in KINDS for l2 in (STATE_L2 if k != "rules" else (0.0,))]
+    best: tuple[tuple[float, float], dict[str, Any]] | None = None
+    for k, l2 in grid:
+        oof: dict[float, list[list[str] | None]] = {th: [None] * len(items) for th in THRESHOLDS}
+        for f in range(folds):
+            head = fit([items[j] for j in range(len(items)) if fold[j] != f], tags, k, l2)
+            held = [j for j in range(len(items)) if fold[j] == f]
+            for th, got in answers(head, [items[j] for j in held], max_tags, THRESHOLDS).items():
+                for j, a in zip(held, got):
+                    oof[th][j] = a
+        for th in THRESHOLDS:
+            m = score(gold, oof[th])
+            setting = {"kind": k, "state_l2": l2, "threshold": th}
+            rows.append(_row(setting, m))
+            if k == kind and (best is None or (m.micro_f1, m.top1) > best[0]):
+                best = ((m.micro_f1, m.top1), setting)
+        if log:
+            top = max((r for r in rows if r.get("kind") == k and r.get("state_l2") == l2), key=lambda r: r["micro_f1"])
+            log(f"train: head {k}, state L2 {l2}: best micro-F1 {top['micro_f1']:.3f} at threshold {top['threshold']}")
+    assert best is not None
+    return HeadCV(folds, rows, best[1])
+
+
+def head_policy(shortlist: int) -> DecisionPolicy:
+    """The policy a head adapter is used with: the head decides within the shortlist."""
+    return DecisionPolicy(mode="hybrid", shortlist=shortlist, prior_weight=0.0, count="model", decider="head")
