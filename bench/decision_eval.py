@@ -81,12 +81,13 @@ def main() -> int:
     shortlist = card["policy"]["shortlist"]
     collector = Tagger(mode="hybrid", lm=bare, policy=heads.head_policy(shortlist), excerpt_tokens=card["prompt"]["excerpt_tokens"])
     t0 = time.perf_counter()
-    items = heads.collect(collector, rows, tax, golds, card["prompt"]["max_tags"])
+    layer = card["head"].get("line_layer")
+    items = heads.collect(collector, rows, tax, golds, card["prompt"]["max_tags"], layer=layer)
     print(f"train states: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
     def head_row(label: str, kind: str, subset: list) -> None:
         best = best_of_kind(card, kind)
-        head = heads.fit(subset, tax.names, kind, best["state_l2"], best["threshold"])
+        head = heads.fit(subset, tax.names, kind, best["state_l2"], best["threshold"], line_l2=best.get("line_l2"), layer=layer)
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / f"head-{kind}"
             out.mkdir()

@@ -210,7 +210,7 @@ def _synthetic_items(n=150, d=8, seed=0):
     (evidence features carry nothing), so only a head that reads the state can learn it."""
     import torch
 
-    from engine.decision.head import FEATURES, HeadInput
+    from engine.decision.head import FEATURES, HeadInput, ItemStates
     from engine.training.head import HeadItem
 
     g = torch.Generator().manual_seed(seed)
@@ -220,7 +220,7 @@ def _synthetic_items(n=150, d=8, seed=0):
         h = torch.randn(d, generator=g)
         gold = [t for k, t in enumerate(tags) if h[k] > 0.3] or [tags[int(h[:4].argmax())]]
         feats = tuple(tuple(0.5 for _ in FEATURES) for _ in tags)
-        items.append(HeadItem(str(i), HeadInput(tuple(tags), feats, 3), h, gold, [tags[0]]))
+        items.append(HeadItem(str(i), HeadInput(tuple(tags), feats, 3), ItemStates(h), gold, [tags[0]]))
     return tags, items
 
 

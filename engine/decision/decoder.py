@@ -21,7 +21,7 @@ from itertools import chain
 from typing import Any, Iterator, Sequence
 
 from engine.decision.constraint import ArrayText, TagConstraint
-from engine.decision.head import BIAS_WEIGHT, DecisionHead, HeadInput, TagScore
+from engine.decision.head import BIAS_WEIGHT, DecisionHead, HeadInput, ItemStates, TagScore
 from engine.decision.model import LoadedModel
 from engine.decision.prompt import Prompt
 
@@ -69,30 +69,60 @@ def forward(model: Any, ids: Any, mask: Any = None, positions: Any = None, cache
 
 
 @contextmanager
-def final_states(model: Any) -> Iterator[list[Any]]:
-    """Inside the block, the list holds the output of the model's final norm (its last
-    hidden states, every position) from the forward pass run there.
+def hidden_states(model: Any, layer: int | None = None) -> Iterator[dict[str, list[Any]]]:
+    """Inside the block, ``seen["final"]`` holds the output of the model's final norm (its
+    last hidden states, every position) from the forward pass run there, and
+    ``seen["layer"]`` the output of decoder layer ``layer`` (1-based, as
+    ``output_hidden_states`` counts: entry ``layer`` is the output of layer ``layer``).
 
-    A hook on that one module, rather than ``output_hidden_states``, which would keep
-    every layer's states of the whole batch alive at once. Batches decoded in
-    overlapping threads share the module: each hook keeps only its own thread's pass.
+    Hooks on those modules, rather than ``output_hidden_states``, which would keep every
+    layer's states of the whole batch alive at once. Batches decoded in overlapping
+    threads share the modules: each hook keeps only its own thread's pass.
     """
-    seen: list[Any] = []
+    seen: dict[str, list[Any]] = {"final": [], "layer": []}
     owner = threading.get_ident()
     dec = model.get_decoder() if hasattr(model, "get_decoder") else None
     norm = next((getattr(dec, n) for n in ("norm", "ln_f", "final_layer_norm") if dec is not None and hasattr(dec, n)), None)
-    if norm is None:
-        raise TypeError(f"{type(model).__name__}: no final norm found for the decision head (norm, ln_f, final_layer_norm)")
+    blocks = next((getattr(dec, n) for n in ("layers", "h", "blocks") if dec is not None and hasattr(dec, n)), None)
+    if norm is None or (layer is not None and (blocks is None or not 1 <= layer <= len(blocks))):
+        raise TypeError(f"{type(model).__name__}: the decision head needs the final norm and decoder layer {layer}")
 
-    def keep(_module: Any, _args: Any, out: Any) -> None:
-        if threading.get_ident() == owner:
-            seen.append(out[0] if isinstance(out, tuple) else out)
+    def keeper(key: str) -> Any:
+        def keep(_module: Any, _args: Any, out: Any) -> None:
+            if threading.get_ident() == owner:
+                seen[key].append(out[0] if isinstance(out, tuple) else out)
+        return keep
 
-    handle = norm.register_forward_hook(keep)
+    handles = [norm.register_forward_hook(keeper("final"))]
+    if layer is not None:
+        handles.append(blocks[layer - 1].register_forward_hook(keeper("layer")))
     try:
         yield seen
     finally:
-        handle.remove()
+        for h in handles:
+            h.remove()
+
+
+def _pool(seen: dict[str, list[Any]], own: Any, lengths: list[int], reqs: list[DecodeRequest]) -> list[ItemStates]:
+    """Per row: the mean final state over its own tokens, and the mean state (of the hooked
+    layer, else the final one) over each shortlisted tag's name in its line (token spans
+    of the suffix; rows are left-padded to the batch's width)."""
+    import torch
+
+    final = seen["final"][0].float()
+    at = seen["layer"][0].float() if seen["layer"] else final
+    weights = own.to(torch.float32)[:, :, None]
+    items = ((final * weights).sum(1) / weights.sum(1)).cpu()
+    width = final.shape[1]
+    out = []
+    for k, r in enumerate(reqs):
+        spans = r.head_input.spans if r.head_input is not None else None
+        lines = None
+        if spans:
+            base = width - lengths[k]
+            lines = torch.stack([at[k, base + a:base + b].mean(0) for a, b in spans]).cpu()
+        out.append(ItemStates(items[k], lines))
+    return out
 
 
 @lru_cache(maxsize=None)
@@ -158,7 +188,8 @@ class ConstrainedDecoder:
             results.update(zip(idx, outs))
         return [results[i] for i in range(len(reqs))]
 
-    def _prefill(self, prefix: str, suffixes: list[str], reqs: list[DecodeRequest], want_states: bool = False) -> tuple:
+    def _prefill(self, prefix: str, suffixes: list[str], reqs: list[DecodeRequest], want_states: bool = False,
+                 layer: int | None = None) -> tuple:
         """One forward pass over every distinct prompt of a group (the prefix from the
         cache): (last logits per request, KV cache per request, mask, next positions,
         pooled states per request or None).
@@ -196,11 +227,10 @@ class ConstrainedDecoder:
         states = None
         with torch.inference_mode():
             if want_states:
-                with final_states(model) as seen:
+                with hidden_states(model, layer) as seen:
                     logits, past = forward(model, ids, mask, pos, past)
-                weights = own.to(device=device, dtype=torch.float32)[:, :, None]
-                pooled = (seen[0].float() * weights).sum(1) / weights.sum(1)
-                states = [pooled[k].cpu() for k in rep]
+                states = _pool(seen, own.to(device), [len(e) for e in uniq], [reqs[rep.index(k)] for k in range(len(uniq))])
+                states = [states[k] for k in rep]
             else:
                 logits, past = forward(model, ids, mask, pos, past)
         step_pos = pos[:, -1:]
@@ -210,16 +240,17 @@ class ConstrainedDecoder:
             past.reorder_cache(rows)
         return logits, past, mask, step_pos, states
 
-    def states(self, reqs: list[DecodeRequest]) -> list[Any]:
-        """The pooled state of each request's prompt (no decoding): what the decision
-        head reads, for training it on exactly what it will see."""
+    def states(self, reqs: list[DecodeRequest], layer: int | None = None) -> list[Any]:
+        """The pooled states of each request's prompt (no decoding; tag names' states from
+        decoder layer ``layer``): what the decision head reads, for training it on exactly
+        what it will see."""
         prompts = [r.prompt if isinstance(r.prompt, Prompt) else Prompt("", r.prompt) for r in reqs]
         out: dict[int, Any] = {}
         groups: dict[str, list[int]] = {}
         for i, p in enumerate(prompts):
             groups.setdefault(p.prefix, []).append(i)
         for prefix, idx in groups.items():
-            got = self._prefill(prefix, [prompts[i].suffix for i in idx], [reqs[i] for i in idx], want_states=True)[4]
+            got = self._prefill(prefix, [prompts[i].suffix for i in idx], [reqs[i] for i in idx], want_states=True, layer=layer)[4]
             out.update(zip(idx, got))
         return [out[i] for i in range(len(reqs))]
 
@@ -229,7 +260,8 @@ class ConstrainedDecoder:
         device, model = self.lm.device, self.lm.model
         pad = self.lm.tokenizer.pad_token_id
         heads = [r.head_input is not None and self.head is not None for r in reqs]
-        logits, past, mask, step_pos, states = self._prefill(prefix, suffixes, reqs, want_states=any(heads))
+        logits, past, mask, step_pos, states = self._prefill(prefix, suffixes, reqs, want_states=any(heads),
+                                                             layer=self.head.line_layer if any(heads) else None)
         verdicts: list[list[TagScore] | None] = [None] * len(reqs)
         reqs = list(reqs)
         for i, r in enumerate(reqs):

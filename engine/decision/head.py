@@ -8,11 +8,15 @@ same model's hidden states, trained on the same labels, lifted the decision to 0
 The states are free: the decoder's prefill computes them for every prompt anyway.
 
 Score of tag ``t`` for an item with pooled state ``h`` (the final normalised hidden
-state, averaged over the item's own prompt tokens) and evidence features ``f``::
+state, averaged over the item's own prompt tokens), ``g(t)`` (the hidden state of a
+middle layer, two thirds of the way up, averaged over the tokens of t's name in its
+shortlist line ``- name: evidence words``, where the model has read the README and
+meets the tag) and evidence features ``f``::
 
-    s(t) = a . f(t) + a0 + b[t] + W[t] . h
+    s(t) = a . f(t) + a0 + b[t] + W[t] . h + v . g(t)
 
-``a`` is shared by all tags (how much each kind of rule evidence counts), ``b`` and
+``a`` and ``v`` are shared by all tags (how much each kind of rule evidence counts; what
+in the model's state at a tag's line speaks for that tag, whichever it is), ``b`` and
 ``W`` are per tag (how common the tag is, and what in the model's reading of the
 README speaks for it). The answer: the best-scoring tag, then the next ones while their
 probability ``sigmoid(s)`` reaches ``threshold`` (the count is the head's call, 1..N).
@@ -90,6 +94,17 @@ class HeadInput:
     tags: tuple[str, ...]
     features: tuple[tuple[float, ...], ...]
     max_tags: int
+    spans: tuple[tuple[int, int], ...] | None = None  # each tag's name in its prompt line, as token ranges of the suffix
+
+
+@dataclass(frozen=True)
+class ItemStates:
+    """The model's reading of one prompt: its final hidden state averaged over the
+    item's own tokens, and a middle layer's over each shortlisted tag's name (None
+    without spans)."""
+
+    item: Any  # torch [d]
+    lines: Any = None  # torch [tags, d]
 
 
 @dataclass(frozen=True)
@@ -123,6 +138,10 @@ class DecisionHead:
     W: Any  # torch tensor [tags, d] (zeros for kind "rules")
     threshold: float
     settings: dict[str, Any] = field(default_factory=dict)
+    v: Any = None  # torch [d]: shared weights on a tag's name state (None: not used)
+    line_mean: Any = None
+    line_std: Any = None
+    line_layer: int | None = None  # decoder layer whose output gives the name states (None: the final norm)
 
     def __post_init__(self) -> None:
         self._index = {t: i for i, t in enumerate(self.tags)}
@@ -131,18 +150,22 @@ class DecisionHead:
     def state_dim(self) -> int:
         return int(self.W.shape[1])
 
-    def score(self, state: Any, item: HeadInput) -> list[TagScore]:
+    def score(self, states: ItemStates, item: HeadInput) -> list[TagScore]:
         """Scores of the item's shortlisted tags, best first (ties: shortlist order)."""
-        h = (state.float().cpu() - self.state_mean) / self.state_std
+        h = (states.item.float().cpu() - self.state_mean) / self.state_std
         model_part = (self.W @ h).tolist() if self.kind != "rules" else [0.0] * len(self.tags)
+        line_part = [0.0] * len(item.tags)
+        if self.v is not None and self.kind != "rules":
+            lines = states.lines if states.lines is not None else states.item[None, :].expand(len(item.tags), -1)
+            line_part = (((lines.float().cpu() - self.line_mean) / self.line_std) @ self.v).tolist()
         out = []
-        for t, f in zip(item.tags, item.features):
+        for k, (t, f) in enumerate(zip(item.tags, item.features)):
             i = self._index.get(t)
             ev = 0.0
             if self.kind != "model":
                 ev = self.a0 + sum(w * (x - m) / s for w, x, m, s in zip(self.a, f, self.feature_mean, self.feature_std))
             prior = float(self.b[i]) if i is not None else 0.0
-            model = model_part[i] if i is not None else 0.0
+            model = (model_part[i] if i is not None else 0.0) + line_part[k]
             z = ev + prior + model
             out.append(TagScore(t, 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0, ev, prior, model))
         return sorted(out, key=lambda s: -s.prob)  # stable: ties keep the shortlist's order
@@ -170,13 +193,17 @@ class DecisionHead:
         import torch
         from safetensors.torch import save_file
 
-        save_file({"b": self.b.contiguous(), "W": self.W.contiguous(), "state_mean": self.state_mean.contiguous(),
+        lines = {} if self.v is None else {"v": self.v.contiguous(), "line_mean": self.line_mean.contiguous(),
+                                           "line_std": self.line_std.contiguous()}
+        save_file({**lines, "b": self.b.contiguous(), "W": self.W.contiguous(), "state_mean": self.state_mean.contiguous(),
                    "state_std": self.state_std.contiguous(),
                    "a": torch.tensor(self.a, dtype=torch.float32), "feature_mean": torch.tensor(self.feature_mean, dtype=torch.float32),
                    "feature_std": torch.tensor(self.feature_std, dtype=torch.float32)}, str(folder / FILE))
         return {"file": FILE, "kind": self.kind, "a0": self.a0, "threshold": self.threshold, "tags": self.tags,
-                "features": list(FEATURES), "state": "final hidden state, mean over the item's prompt tokens",
-                "state_dim": self.state_dim, "settings": self.settings}
+                "features": list(FEATURES),
+                "state": "final hidden state, mean over the item's prompt tokens"
+                + (f"; layer {self.line_layer} output, mean over each tag's name in its shortlist line" if self.v is not None else ""),
+                "state_dim": self.state_dim, "line_layer": self.line_layer, "settings": self.settings}
 
     @classmethod
     def load(cls, folder: Path, entry: dict[str, Any]) -> "DecisionHead":
@@ -186,4 +213,5 @@ class DecisionHead:
         return cls(tags=list(entry["tags"]), kind=entry["kind"], feature_mean=t["feature_mean"].tolist(),
                    feature_std=t["feature_std"].tolist(), state_mean=t["state_mean"], state_std=t["state_std"],
                    a=t["a"].tolist(), a0=float(entry["a0"]), b=t["b"], W=t["W"], threshold=float(entry["threshold"]),
-                   settings=dict(entry.get("settings") or {}))
+                   settings=dict(entry.get("settings") or {}), v=t.get("v"), line_mean=t.get("line_mean"), line_std=t.get("line_std"),
+                   line_layer=entry.get("line_layer"))

@@ -12,7 +12,7 @@ from typing import Any
 
 from engine.decision.head import HeadInput, shortlist_features
 from engine.decision.policy import DecisionPolicy, Plan
-from engine.decision.prompt import Prompt, build_prompt
+from engine.decision.prompt import Prompt, build_prompt, candidate_names
 from engine.lexicon.readme import Document
 from engine.lexicon.types import Candidate
 
@@ -35,9 +35,26 @@ def prepare(policy: DecisionPolicy, tokenizer: Any, doc: Document, cands: list[C
     # one (llm), the whole tag list, which then belongs to the shared prefix.
     shown = [c.tag for c in cands if c.tag in plan.allowed] if plan.log_prior else names
     prompt = build_prompt(tokenizer, doc, shown, max_tags, budget, cands if plan.log_prior else None)
-    ids = tokenizer(prompt.suffix, add_special_tokens=False)["input_ids"]
     head_input = None
     if policy.decider == "head" and plan.log_prior:
+        enc = tokenizer(prompt.suffix, add_special_tokens=False, return_offsets_mapping=True)
+        ids = enc["input_ids"]
         feats = shortlist_features(cands, shown, plan.rules_pick, len(doc.text))
-        head_input = HeadInput(tuple(shown), tuple(tuple(f) for f in feats), max_tags)
+        head_input = HeadInput(tuple(shown), tuple(tuple(f) for f in feats), max_tags,
+                               token_spans(candidate_names(prompt.suffix, shown), enc["offset_mapping"], len(ids)))
+    else:
+        ids = tokenizer(prompt.suffix, add_special_tokens=False)["input_ids"]
     return Prepared(plan, prompt, tuple(ids), max_tags, head_input)
+
+
+def token_spans(chars: list[tuple[int, int]] | None, offsets: list[tuple[int, int]], n: int) -> tuple[tuple[int, int], ...] | None:
+    """Character spans as token index ranges [start, end) of the tokenised suffix."""
+    if chars is None:
+        return None
+    out = []
+    for a, b in chars:
+        toks = [k for k, (s, e) in enumerate(offsets) if e > a and s < b]
+        if not toks:
+            return None
+        out.append((toks[0], min(toks[-1] + 1, n)))
+    return tuple(out)

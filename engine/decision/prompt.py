@@ -53,6 +53,8 @@ class Prompt:
 
 
 _SPLIT = "\x00tagsmith-item\x00"
+#: Opens the shortlist in a prompt; each candidate then has its own line, ``- name: words``.
+SHORTLIST_HEADER = "Candidate tags with the words that suggest them:"
 _EVIDENCE_CHARS = 40
 
 
@@ -89,7 +91,7 @@ def build_prompt(
                   "only from the allowed tags.")
     lines = ["", "", f"Project description:\n{excerpt(doc, tokenizer, budget)}"]
     if candidates:
-        lines += ["", "Candidate tags with the words that suggest them:"]
+        lines += ["", SHORTLIST_HEADER]
         by_tag = {c.tag: c for c in candidates}
         for name in allowed:
             c = by_tag.get(name)
@@ -105,3 +107,20 @@ def build_prompt(
         full = f"{SYSTEM}\n\n{user}\n\nTags: "
     prefix, suffix = full.split(_SPLIT)
     return Prompt(prefix, suffix)
+
+
+def candidate_names(suffix: str, names: list[str]) -> list[tuple[int, int]] | None:
+    """Character span of each shortlisted tag's name in its line of a prompt's suffix (in
+    ``names`` order), or None when the suffix has no shortlist. The decision head reads
+    the model's states there: the model has read the README and meets the tag."""
+    at = suffix.find(SHORTLIST_HEADER)
+    if at < 0:
+        return None
+    spans = []
+    for name in names:
+        start = suffix.find(f"\n- {name.strip()}:", at)
+        if start < 0:
+            return None
+        spans.append((start + 3, start + 3 + len(name.strip())))
+        at = start + 1
+    return spans

@@ -158,17 +158,18 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
     golds = [gold_tags(r, tax, f"{gold}: record {r.get('id')!r}") for r in rows]
     lm = load_model(model, device, adapter=None)
     tagger = Tagger(rules, mode="hybrid", lm=lm, policy=heads.head_policy(shortlist), excerpt_tokens=excerpt_tokens)
-    items = heads.collect(tagger, rows, tax, golds, max_tags, progress=progress)
+    layer = heads.line_layer(lm.model)
+    items = heads.collect(tagger, rows, tax, golds, max_tags, progress=progress, layer=layer)
     states_secs = time.perf_counter() - t_start
     log(f"train: {len(items)} items, model states in {states_secs:.0f} s")
     cv = None
-    chosen = {"kind": kind, "state_l2": 0.3, "threshold": 0.4}
+    chosen = {"kind": kind, "state_l2": 0.3, "line_l2": heads.LINE_L2, "threshold": 0.4}
     if folds:
         cv = heads.cross_validate(items, tax.names, folds, seed, max_tags, kind=kind, log=log)
         chosen = cv.chosen
         log(f"train: cross-validation chose {chosen}")
     t0 = time.perf_counter()
-    head = heads.fit(items, tax.names, chosen["kind"], chosen["state_l2"], chosen["threshold"])
+    head = heads.fit(items, tax.names, chosen["kind"], chosen["state_l2"], chosen["threshold"], line_l2=chosen["line_l2"], layer=layer)
     fit_secs = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)
     base_name = model or DEFAULT_MODEL
