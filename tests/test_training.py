@@ -307,3 +307,18 @@ def test_answers_stay_valid_with_any_head(real_lm, tiny_lm, tiny_compiler, tax, 
     (out,) = dec.decode([DecodeRequest(prompt="project", allowed=frozenset(shown), head_input=HeadInput(shown, feats, n))])
     got = check(out.text, list(shown), n)
     assert got == head.choose(out.head, n) and 1 <= len(got) <= n
+
+
+def test_head_spans_cover_each_tag_name_in_the_prompt(real_lm):
+    """The head reads the model's states over each shortlisted tag's name: the spans
+    must decode to exactly those names, in the shortlist's order."""
+    from engine.training.head import head_policy
+
+    tax = Taxonomy.load(MINI_TAX)
+    tagger = Tagger(mode="hybrid", lm=real_lm, policy=head_policy(5))
+    (p,) = tagger.prepare(tagger.propose([{"id": "s", "text": read_jsonl(MINI)[1]["text"]}], tax), tax)
+    hi = p.prepared.head_input
+    assert hi is not None and hi.spans is not None and len(hi.spans) == len(hi.tags) >= 2
+    ids = p.prepared.suffix_ids
+    assert [real_lm.tokenizer.decode(list(ids[a:b])).strip() for a, b in hi.spans] == [t.strip() for t in hi.tags]
+    assert len(hi.features) == len(hi.tags) and all(len(f) == len(hi.features[0]) for f in hi.features)

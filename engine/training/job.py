@@ -63,13 +63,7 @@ def train(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str | None
 
     log = log or (lambda m: print(m, file=sys.stderr))
     t_start = time.perf_counter()
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise TagsmithError(E_OPTION, "output folder exists and is not empty", file=str(out))
-    tax = as_taxonomy(taxonomy)
-    rows = subsample(load_jsonl(gold), fraction, settings.seed)
-    if folds == 1 or folds < 0 or (folds and folds > len(rows)):
-        raise TagsmithError(E_OPTION, f"--folds must be 0 (no cross-validation) or 2..{len(rows)}, got {folds}")
+    out, tax, rows = _open_job(gold, taxonomy, out, fraction, settings.seed, folds)
     torch.manual_seed(settings.seed)
     lm = load_model(model, device, adapter=None)
     base = DecisionPolicy(mode="hybrid", shortlist=shortlist, **UNTUNED)
@@ -96,14 +90,10 @@ def train(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str | None
     log(f"train: final fit {fit_secs:.0f} s, epoch losses {', '.join(f'{x:.3f}' for x in losses)}")
     base_name = model or DEFAULT_MODEL
     trainer.save(out, base_name)
-    card = {
-        "name": out.name,
-        "base_model": base_name,
-        "taxonomy": {"fingerprint": tax.fingerprint(), "names": tax.names},
+    card = _card_common(out, base_name, tax, gold, rows, tagger, excerpt_tokens, max_tags, fraction)
+    card["data"].update(examples=len(exset.examples), off_shortlist=len(exset.skipped))
+    card.update({
         "policy": policy.settings(),
-        "prompt": {"excerpt_tokens": excerpt_tokens, "max_tags": max_tags, "rules_pack": tagger.pack.digest},
-        "data": {"file": os.path.basename(str(gold)), "sha256": exset.data_hash, "items": len(rows),
-                 "examples": len(exset.examples), "off_shortlist": len(exset.skipped), "fraction": fraction},
         "lora": {**settings.to_dict(), "adapted_layers": trainer.adapted_layers,
                  "trainable_params": trainer.trainable_params},
         "training": {"epoch_losses": [round(x, 4) for x in losses], "seconds": round(time.perf_counter() - t_start, 1),
@@ -111,7 +101,7 @@ def train(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str | None
                      "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}},
         "cross_validation": cv.to_dict() if cv else None,
         "command": command or f"tagsmith train {gold} -o {out}",
-    }
+    })
     write_card(out, card)
     return card
 
@@ -119,6 +109,18 @@ def train(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str | None
 def check_gold(path: str) -> None:
     if not Path(path).is_file():
         raise TagsmithError(E_TRAIN, "gold file not found", file=path)
+
+
+def _open_job(gold: str | Path, taxonomy: Any, out: str | Path, fraction: float, seed: int, folds: int) -> tuple[Path, Any, list[dict[str, Any]]]:
+    """The output folder (must be new or empty), the taxonomy and the (sub-sampled) rows."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise TagsmithError(E_OPTION, "output folder exists and is not empty", file=str(out))
+    tax = as_taxonomy(taxonomy)
+    rows = subsample(load_jsonl(gold), fraction, seed)
+    if folds == 1 or folds < 0 or (folds and folds > len(rows)):
+        raise TagsmithError(E_OPTION, f"--folds must be 0 (no cross-validation) or 2..{len(rows)}, got {folds}")
+    return out, tax, rows
 
 
 def _card_common(out: Path, base_name: str, tax: Any, gold: str | Path, rows: list[dict[str, Any]], tagger: Tagger,
@@ -148,13 +150,7 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
 
     log = log or (lambda m: print(m, file=sys.stderr))
     t_start = time.perf_counter()
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise TagsmithError(E_OPTION, "output folder exists and is not empty", file=str(out))
-    tax = as_taxonomy(taxonomy)
-    rows = subsample(load_jsonl(gold), fraction, seed)
-    if folds == 1 or folds < 0 or (folds and folds > len(rows)):
-        raise TagsmithError(E_OPTION, f"--folds must be 0 (no cross-validation) or 2..{len(rows)}, got {folds}")
+    out, tax, rows = _open_job(gold, taxonomy, out, fraction, seed, folds)
     golds = [gold_tags(r, tax, f"{gold}: record {r.get('id')!r}") for r in rows]
     lm = load_model(model, device, adapter=None)
     tagger = Tagger(rules, mode="hybrid", lm=lm, policy=heads.head_policy(shortlist), excerpt_tokens=excerpt_tokens)
