@@ -63,10 +63,12 @@ def render_head_card(card: dict[str, Any]) -> str:
     lines = [
         f"# {card['name']}: a tagsmith decision adapter (decision head)",
         "",
-        f"A decision head for **{card['base_model']}**, trained by `tagsmith train`: a regularised logistic read-out of the "
-        "model's final hidden states (mean over the item's prompt tokens, computed by the decoder's own prefill) and the "
-        "rules' evidence, over the rules' shortlist. It chooses the tags and how many; the constrained decoder writes that "
-        "answer, so the Outlines constraint still decides which answers exist.",
+        f"A decision head for **{card['base_model']}**, trained by `tagsmith train`: a regularised logistic read-out, over the "
+        "rules' shortlist, of the rules' evidence and the model's hidden states from the decoder's own prefill (the final "
+        "state averaged over the item's prompt tokens"
+        + (f"; layer {head['line_layer']}'s averaged over each tag's name in its shortlist line" if head.get("line_layer") else "")
+        + "). It chooses the tags and how many; the constrained decoder writes that answer, so the Outlines constraint "
+        "still decides which answers exist.",
         "",
         "| | |",
         "|---|---|",
@@ -75,7 +77,7 @@ def render_head_card(card: dict[str, Any]) -> str:
         f"| data | `{data['file']}`: {data['items']} items, sha256 `{data['sha256']}`"
         + (f", {data['fraction']:.0%} of the file" if data.get("fraction", 1) < 1 else "") + " |",
         f"| head | {head['kind']}: {len(head['features'])} evidence features, state width {head['state_dim']}, "
-        f"state L2 {st.get('state_l2')}, bias L2 {st.get('bias_l2')}, count threshold {head['threshold']} |",
+        f"state L2 {st.get('state_l2')}, name-state L2 {st.get('line_l2')}, bias L2 {st.get('bias_l2')}, count threshold {head['threshold']} |",
         f"| training | {tr['seconds']:.0f} s on {tr['device']} ({tr['states_seconds']:.0f} s of model states), "
         f"peak RSS {tr['peak_rss_mb']:.0f} MiB |",
         "",
@@ -89,11 +91,11 @@ def render_head_card(card: dict[str, Any]) -> str:
                 best[k] = r
         lines += [f"## Cross-validation on the training data ({cv['folds']} folds, head refitted per fold)", "",
                   "Best setting of each kind (every grid point is in `card.json`):", "",
-                  "| decider | state L2 | threshold | micro-P | micro-R | micro-F1 | macro-F1 | top-1 | exact |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| decider | state L2 | name-state L2 | threshold | micro-P | micro-R | micro-F1 | macro-F1 | top-1 | exact |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for k, r in best.items():
             mark = " **(chosen)**" if all(r.get(x) == v for x, v in cv["chosen"].items()) else ""
-            lines.append(f"| {_KIND_LABEL.get(k, k)}{mark} | {r.get('state_l2', '–')} | {r.get('threshold', '–')} | {r['micro_p']:.3f} | "
+            lines.append(f"| {_KIND_LABEL.get(k, k)}{mark} | {r.get('state_l2', '–')} | {r.get('line_l2') or '–'} | {r.get('threshold', '–')} | {r['micro_p']:.3f} | "
                          f"{r['micro_r']:.3f} | {r['micro_f1']:.3f} | {r['macro_f1']:.3f} | {r['top1']:.3f} | {r['exact']:.3f} |")
         lines.append("")
     lines += ["Reproduce: `" + card["command"] + "`", ""]
