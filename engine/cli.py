@@ -81,8 +81,8 @@ def _add_engine_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--adapter", default=None, metavar="DIR", help="trained adapter folder (default: the shipped one, with the embedded model)")
     p.add_argument("--no-adapter", action="store_true", help="the bare model, without any adapter")
     p.add_argument("--shortlist", type=int, default=None, help="hybrid: rule candidates the model may choose from (default: the adapter's policy)")
-    p.add_argument("--prior-weight", type=float, default=None, help="hybrid: weight of the rule prior on the model (0: the model alone)")
-    p.add_argument("--count", choices=["rules", "model"], default=None, help="hybrid: who decides how many tags")
+    p.add_argument("--prior-weight", type=float, default=None, help="hybrid: weight of the rule prior on the model (0: the model alone; a decision head ignores it)")
+    p.add_argument("--count", choices=["rules", "model"], default=None, help="hybrid: who decides how many tags (a decision head decides itself)")
 
 
 def _request_from_args(args: argparse.Namespace) -> Any:
