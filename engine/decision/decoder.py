@@ -24,6 +24,7 @@ from engine.decision.constraint import ArrayText, TagConstraint
 from engine.decision.head import BIAS_WEIGHT, DecisionHead, HeadInput, ItemStates, TagScore
 from engine.decision.model import LoadedModel
 from engine.decision.prompt import Prompt
+from engine.errors import E_ADAPTER, TagsmithError
 
 
 @dataclass
@@ -85,7 +86,8 @@ def hidden_states(model: Any, layer: int | None = None) -> Iterator[dict[str, li
     norm = next((getattr(dec, n) for n in ("norm", "ln_f", "final_layer_norm") if dec is not None and hasattr(dec, n)), None)
     blocks = next((getattr(dec, n) for n in ("layers", "h", "blocks") if dec is not None and hasattr(dec, n)), None)
     if norm is None or (layer is not None and (blocks is None or not 1 <= layer <= len(blocks))):
-        raise TypeError(f"{type(model).__name__}: the decision head needs the final norm and decoder layer {layer}")
+        raise TagsmithError(E_ADAPTER, f"{type(model).__name__}: a decision head needs the model's final norm and its decoder "
+                            f"layer {layer}, not found (norm/ln_f/final_layer_norm, layers/h/blocks)")
 
     def keeper(key: str) -> Any:
         def keep(_module: Any, _args: Any, out: Any) -> None:
