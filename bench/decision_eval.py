@@ -51,8 +51,11 @@ def main() -> int:
     ap.add_argument("--fractions", default="0.25,0.5")
     ap.add_argument("--no-lora", action="store_true", help="skip the LoRA contrast row")
     args = ap.parse_args()
+    from dataclasses import replace
+
     from engine import Tagger
-    from engine.decision.model import load_model
+    from engine.decision.adapter import attach, read_adapter
+    from engine.decision.model import DEFAULT_MODEL, load_model
     from engine.io.records import load_jsonl
     from engine.taxonomy import Taxonomy
     from engine.training import head as heads
@@ -72,6 +75,12 @@ def main() -> int:
     add("rules only", Tagger(mode="rules"))
     bare = load_model(None, "cpu", adapter=None)
     add("hybrid, bare model + rule prior (`--no-adapter`)", Tagger(mode="hybrid", lm=bare))
+
+    def with_head(folder: Path):
+        """The bare model with a head adapter attached: a head leaves the weights as they
+        are, so every head row shares the one loaded model."""
+        return replace(bare, adapter=attach(bare.model, read_adapter(folder), DEFAULT_MODEL))
+
     lora = ROOT / "adapters" / "smollm2-135m-lora"
     if not args.no_lora and lora.is_dir():
         add("hybrid, LoRA adapter (`--adapter adapters/smollm2-135m-lora`)", Tagger(mode="hybrid", lm=load_model(None, "cpu", adapter=str(lora))))
@@ -93,15 +102,14 @@ def main() -> int:
             out.mkdir()
             c = dict(card, name=out.name, head=head.save(out))
             write_card(out, c)
-            lm = load_model(None, "cpu", adapter=str(out))
-            add(label, Tagger(mode="hybrid", lm=lm))
+            add(label, Tagger(mode="hybrid", lm=with_head(out)))
 
     head_row("head on model states only (the model alone in the shortlist)", "model", items)
     head_row("head on evidence only (no model)", "rules", items)
     for f in [float(x) for x in args.fractions.split(",")]:
         keep = sorted(random.Random(0).sample(range(len(items)), round(len(items) * f)))
         head_row(f"default head on {f:.0%} of train ({len(keep)} items)", "all", [items[i] for i in keep])
-    add(f"**default: head on evidence + model states** (`{shipped.name}`)", Tagger(mode="hybrid", lm=load_model(None, "cpu", adapter=str(shipped))))
+    add(f"**default: head on evidence + model states** (`{shipped.name}`)", Tagger(mode="hybrid", lm=with_head(shipped)))
 
     print("| decider | micro-P | micro-R | micro-F1 | macro-F1 | top-1 | exact | s/item |")
     print("|---|---|---|---|---|---|---|---|")

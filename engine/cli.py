@@ -222,6 +222,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from engine.training.card import chosen_row
     from engine.training.job import check_gold, train, train_head
     from engine.training.lora import LoraSettings
 
@@ -233,19 +234,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         card = train_head(args.gold, args.taxonomy, args.output, model=args.model, device=args.device, rules=args.rules,
                           folds=5 if args.folds is None else args.folds, seed=args.seed, shortlist=args.shortlist,
                           kind=args.head, fraction=args.fraction, progress=progress, log=log, command=command)
-        cv = card.get("cross_validation")
-        chosen = next((r for r in cv["policies"] if all(r.get(k) == v for k, v in cv["chosen"].items())), None) if cv else None
-        summary = f", cross-validated micro-F1 {chosen['micro_f1']:.3f} top-1 {chosen['top1']:.3f}" if chosen else ""
-        print(f"adapter: {args.output} ({card['training']['seconds']:.0f} s{summary})", file=sys.stderr)
-        return EXIT_OK
-    if args.epochs < 1 or args.layers < 1 or args.rank < 1:
-        raise TagsmithError(E_OPTION, "--epochs, --layers and --rank must be positive")
-    settings = LoraSettings(layers=args.layers, rank=args.rank, alpha=2 * args.rank, lr=args.lr, epochs=args.epochs, seed=args.seed)
-    card = train(args.gold, args.taxonomy, args.output, model=args.model, device=args.device, rules=args.rules, settings=settings,
-                 folds=3 if args.folds is None else args.folds, shortlist=args.shortlist, fraction=args.fraction, progress=progress,
-                 log=log, command=command)
-    cv = card.get("cross_validation")
-    chosen = next((r for r in cv["policies"] if {k: r[k] for k in ("shortlist", "prior_weight", "count")} == cv["chosen"]), None) if cv else None
+    else:
+        if args.epochs < 1 or args.layers < 1 or args.rank < 1:
+            raise TagsmithError(E_OPTION, "--epochs, --layers and --rank must be positive")
+        settings = LoraSettings(layers=args.layers, rank=args.rank, alpha=2 * args.rank, lr=args.lr, epochs=args.epochs, seed=args.seed)
+        card = train(args.gold, args.taxonomy, args.output, model=args.model, device=args.device, rules=args.rules, settings=settings,
+                     folds=3 if args.folds is None else args.folds, shortlist=args.shortlist, fraction=args.fraction, progress=progress,
+                     log=log, command=command)
+    chosen = chosen_row(card)
     summary = f", cross-validated micro-F1 {chosen['micro_f1']:.3f} top-1 {chosen['top1']:.3f}" if chosen else ""
     print(f"adapter: {args.output} ({card['training']['seconds']:.0f} s{summary})", file=sys.stderr)
     return EXIT_OK

@@ -50,12 +50,18 @@ class AdapterInfo:
 
     @property
     def has_lora(self) -> bool:
-        return (self.path / WEIGHTS).is_file() and (self.card.get("head") is None or bool(self.card.get("lora")))
+        return _has_lora(self.card)
 
     def covers(self, names: list[str]) -> bool:
         """Whether every tag of a request's list is one the adapter learned (a subset of
         its taxonomy is fine: the shortlist it sees is a subset anyway)."""
         return set(names) <= self.tags
+
+
+def _has_lora(card: dict[str, Any]) -> bool:
+    """A card without a head is a LoRA adapter's; one with a head has LoRA weights too
+    only when it says so (its ``lora`` entry)."""
+    return card.get("head") is None or bool(card.get("lora"))
 
 
 def read_adapter(path: str | Path) -> AdapterInfo:
@@ -75,7 +81,7 @@ def read_adapter(path: str | Path) -> AdapterInfo:
     head = card.get("head")
     if head is not None and (not isinstance(head, dict) or not (p / str(head.get("file", HEAD))).is_file()):
         raise TagsmithError(E_ADAPTER, f"not an adapter folder: the card names a head but {HEAD} is missing", file=str(p), field="head")
-    if head is None or card.get("lora"):
+    if _has_lora(card):
         for need in (WEIGHTS, CONFIG):
             if not (p / need).is_file():
                 raise TagsmithError(E_ADAPTER, f"not an adapter folder: {need} is missing", file=str(p))

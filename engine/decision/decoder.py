@@ -209,6 +209,7 @@ class ConstrainedDecoder:
         # cross-validation does) share one prefill; their rows are copied after it.
         first: dict[tuple[int, ...], int] = {}
         rep = [first.setdefault(tuple(e), len(first)) for e in enc]
+        owner = {k: i for i, k in reversed(list(enumerate(rep)))}  # each distinct prompt's first request
         uniq = [list(k) for k in first]
         pad = tok.pad_token_id
         width = max(len(e) for e in uniq)
@@ -231,7 +232,7 @@ class ConstrainedDecoder:
             if want_states:
                 with hidden_states(model, layer) as seen:
                     logits, past = forward(model, ids, mask, pos, past)
-                states = _pool(seen, own.to(device), [len(e) for e in uniq], [reqs[rep.index(k)] for k in range(len(uniq))])
+                states = _pool(seen, own.to(device), [len(e) for e in uniq], [reqs[owner[k]] for k in range(len(uniq))])
                 states = [states[k] for k in rep]
             else:
                 logits, past = forward(model, ids, mask, pos, past)

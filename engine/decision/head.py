@@ -152,18 +152,18 @@ class DecisionHead:
 
     def score(self, states: ItemStates, item: HeadInput) -> list[TagScore]:
         """Scores of the item's shortlisted tags, best first (ties: shortlist order)."""
+        # A kind's unused parts are zero weights (``a`` for "model", ``W`` for "rules") or
+        # absent (``v``), so one formula serves every kind.
         h = (states.item.float().cpu() - self.state_mean) / self.state_std
-        model_part = (self.W @ h).tolist() if self.kind != "rules" else [0.0] * len(self.tags)
+        model_part = (self.W @ h).tolist()
         line_part = [0.0] * len(item.tags)
-        if self.v is not None and self.kind != "rules":
+        if self.v is not None:
             lines = states.lines if states.lines is not None else states.item[None, :].expand(len(item.tags), -1)
             line_part = (((lines.float().cpu() - self.line_mean) / self.line_std) @ self.v).tolist()
         out = []
         for k, (t, f) in enumerate(zip(item.tags, item.features)):
             i = self._index.get(t)
-            ev = 0.0
-            if self.kind != "model":
-                ev = self.a0 + sum(w * (x - m) / s for w, x, m, s in zip(self.a, f, self.feature_mean, self.feature_std))
+            ev = self.a0 + sum(w * (x - m) / s for w, x, m, s in zip(self.a, f, self.feature_mean, self.feature_std))
             prior = float(self.b[i]) if i is not None else 0.0
             model = (model_part[i] if i is not None else 0.0) + line_part[k]
             z = ev + prior + model

@@ -60,8 +60,7 @@ class Explanation:
         chosen = []
         for i, t in enumerate(tags):
             c = by_tag.get(t)
-            top = sorted(c.evidence, key=lambda e: -e.weight)[:3] if c else []
-            words = ", ".join(f"'{e.text}' ({e.section})" for e in top)
+            words = _evidence_words(c)
             if c and words:
                 reason = f"rule score {c.score:.2f} from {words}"
             else:
@@ -107,8 +106,7 @@ class Explanation:
         chosen = []
         for i, t in enumerate(tags):
             c, h = by_tag.get(t), head.get(t)
-            top = sorted(c.evidence, key=lambda e: -e.weight)[:3] if c else []
-            words = ", ".join(f"'{e.text}' ({e.section})" for e in top)
+            words = _evidence_words(c)
             prob = float(h["prob"]) if h else None
             reason = (f"head probability {prob:.2f} ({_parts(h)})" if h else "chosen by the model") + (f"; rule evidence: {words}" if words else "")
             chosen.append(ChosenTag(t, i + 1, round(c.score, 4) if c else 0.0, prob, round(prob, 4) if prob is not None else 0.0, reason))
@@ -126,6 +124,12 @@ class Explanation:
             rejected.append({"tag": c.tag, "why_not": why})
         return cls(id=id, mode=mode, model=model, pack=pack, taxonomy=taxonomy, max_tags=max_tags, chosen=chosen,
                    candidates=[c.to_dict() for c in candidates[:12]], decision=decision, rejected=rejected, notes=list(notes or []))
+
+
+def _evidence_words(c: Candidate | None) -> str:
+    """A candidate's three strongest hits, as a reason quotes them."""
+    top = sorted(c.evidence, key=lambda e: -e.weight)[:3] if c else []
+    return ", ".join(f"'{e.text}' ({e.section})" for e in top)
 
 
 def _parts(h: dict[str, Any]) -> str:

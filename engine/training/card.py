@@ -15,6 +15,22 @@ def write_card(out: Path, card: dict[str, Any]) -> None:
     (out / "README.md").write_text(render_card(card), encoding="utf-8")
 
 
+def is_chosen(row: dict[str, Any], cv: dict[str, Any]) -> bool:
+    """Whether a cross-validation row holds the settings that were chosen."""
+    return all(row.get(k) == v for k, v in cv["chosen"].items())
+
+
+def chosen_row(card: dict[str, Any]) -> dict[str, Any] | None:
+    """The cross-validated scores of the chosen settings (None without cross-validation)."""
+    cv = card.get("cross_validation")
+    return next((r for r in cv["policies"] if is_chosen(r, cv)), None) if cv else None
+
+
+def _scores(r: dict[str, Any]) -> str:
+    """A cross-validation row's scores as the last cells of a Markdown table row."""
+    return " | ".join(f"{r[k]:.3f}" for k in ("micro_p", "micro_r", "micro_f1", "macro_f1", "top1", "exact")) + " |"
+
+
 def render_card(card: dict[str, Any]) -> str:
     if card.get("head") is not None and not card.get("lora"):
         return render_head_card(card)
@@ -45,9 +61,8 @@ def render_card(card: dict[str, Any]) -> str:
                   "| prior weight | count | micro-P | micro-R | micro-F1 | macro-F1 | top-1 | exact |",
                   "|---|---|---|---|---|---|---|---|"]
         for r in cv["policies"]:
-            mark = " **(chosen)**" if {k: r[k] for k in ("shortlist", "prior_weight", "count")} == cv["chosen"] else ""
-            lines.append(f"| {r['prior_weight']} | {r['count']}{mark} | {r['micro_p']:.3f} | {r['micro_r']:.3f} | {r['micro_f1']:.3f} | "
-                         f"{r['macro_f1']:.3f} | {r['top1']:.3f} | {r['exact']:.3f} |")
+            mark = " **(chosen)**" if is_chosen(r, cv) else ""
+            lines.append(f"| {r['prior_weight']} | {r['count']}{mark} | {_scores(r)}")
         lines.append("")
     lines += ["Reproduce: `" + card["command"] + "`", ""]
     return "\n".join(lines)
@@ -94,9 +109,8 @@ def render_head_card(card: dict[str, Any]) -> str:
                   "| decider | state L2 | name-state L2 | threshold | micro-P | micro-R | micro-F1 | macro-F1 | top-1 | exact |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for k, r in best.items():
-            mark = " **(chosen)**" if all(r.get(x) == v for x, v in cv["chosen"].items()) else ""
-            lines.append(f"| {_KIND_LABEL.get(k, k)}{mark} | {r.get('state_l2', '–')} | {r.get('line_l2') or '–'} | {r.get('threshold', '–')} | {r['micro_p']:.3f} | "
-                         f"{r['micro_r']:.3f} | {r['micro_f1']:.3f} | {r['macro_f1']:.3f} | {r['top1']:.3f} | {r['exact']:.3f} |")
+            mark = " **(chosen)**" if is_chosen(r, cv) else ""
+            lines.append(f"| {_KIND_LABEL.get(k, k)}{mark} | {r.get('state_l2', '–')} | {r.get('line_l2') or '–'} | {r.get('threshold', '–')} | {_scores(r)}")
         lines.append("")
     lines += ["Reproduce: `" + card["command"] + "`", ""]
     return "\n".join(lines)

@@ -49,8 +49,7 @@ def line_layer(model: Any) -> int:
     """The decoder layer whose output gives the tag-name states: two thirds of the way up
     (layer 20 of SmolLM2-135M's 30). Chosen by 5-fold cross-validation on train.jsonl
     among layers 10, 15, 20 and the final norm (micro-F1 0.711, 0.718, 0.730, 0.701)."""
-    n = int(getattr(model.config, "num_hidden_layers", 0) or 0)
-    return max(1, round(2 * n / 3)) if n else 1
+    return max(1, round(2 * int(getattr(model.config, "num_hidden_layers", 0) or 0) / 3))
 
 
 def collect(tagger: Tagger, rows: list[dict[str, Any]], tax: Taxonomy, golds: list[list[str]], max_tags: int,
@@ -92,15 +91,13 @@ def fit(items: Sequence[HeadItem], tags: list[str], kind: str = "all", state_l2:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        head = _fit(items, tags, kind, state_l2, threshold, line_l2, iterations)
-        head.line_layer = layer if head.v is not None else None
-        return head
+        return _fit(items, tags, kind, state_l2, threshold, line_l2, iterations, layer)
     finally:
         torch.set_num_threads(threads)
 
 
 def _fit(items: Sequence[HeadItem], tags: list[str], kind: str, state_l2: float, threshold: float, line_l2: float | None,
-         iterations: int) -> DecisionHead:
+         iterations: int, layer: int | None) -> DecisionHead:
     import torch
 
     f64 = torch.float64
@@ -149,7 +146,7 @@ def _fit(items: Sequence[HeadItem], tags: list[str], kind: str, state_l2: float,
                         b=b.detach().to(f32), W=W.detach().to(f32), threshold=threshold,
                         settings={"state_l2": state_l2, "line_l2": line_l2 if lines else None, "bias_l2": BIAS_L2, "iterations": iterations},
                         v=v.detach().to(f32) if lines else None, line_mean=lm_.to(f32) if lines else None,
-                        line_std=ls.to(f32) if lines else None)
+                        line_std=ls.to(f32) if lines else None, line_layer=layer if lines else None)
 
 
 def answers(head: DecisionHead, items: Sequence[HeadItem], max_tags: int, thresholds: Sequence[float]) -> dict[float, list[list[str]]]:
