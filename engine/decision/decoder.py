@@ -20,8 +20,8 @@ from functools import lru_cache
 from itertools import chain
 from typing import Any, Iterator, Sequence
 
-from engine.decision.constraint import ArrayText, TagConstraint
-from engine.decision.head import BIAS_WEIGHT, DecisionHead, HeadInput, ItemStates, TagScore
+from engine.decision.constraint import ArrayText, TagConstraint, json_escaped
+from engine.decision.head import DecisionHead, HeadInput, ItemStates, TagScore
 from engine.decision.model import LoadedModel
 from engine.decision.prompt import Prompt
 from engine.errors import E_ADAPTER, TagsmithError
@@ -253,28 +253,48 @@ class ConstrainedDecoder:
         for i, p in enumerate(prompts):
             groups.setdefault(p.prefix, []).append(i)
         for prefix, idx in groups.items():
-            got = self._prefill(prefix, [prompts[i].suffix for i in idx], [reqs[i] for i in idx], want_states=True, layer=layer)[4]
-            out.update(zip(idx, got))
+            for i in idx:
+                out[i] = self._row_states(prefix, prompts[i].suffix, reqs[i], layer)
         return [out[i] for i in range(len(reqs))]
 
+    def _row_states(self, prefix: str, suffix: str, req: DecodeRequest, layer: int | None) -> Any:
+        """One prompt's pooled states, from a prefill of that prompt alone. Alone, so the
+        states are a function of the prompt: in a padded batch the kernels' blocking
+        follows the batch's shape, and in bfloat16 that moves a probability by ~0.02,
+        enough to flip a tag near the threshold with its batch-mates. Without decoding
+        steps to share, a batch saves ~12% here; answers that depend on the batch cost more."""
+        return self._prefill(prefix, [suffix], [req], want_states=True, layer=layer)[4][0]
+
     def _decode_group(self, prefix: str, suffixes: list[str], reqs: list[DecodeRequest]) -> list[DecodeResult]:
+        """Rows the head decides, one prompt at a time (``_row_states``); the others
+        generated together."""
+        out: dict[int, DecodeResult] = {}
+        rest = []
+        for i, r in enumerate(reqs):
+            if r.head_input is not None and self.head is not None:
+                out[i] = self._head_decides(prefix, suffixes[i], r)
+            else:
+                rest.append(i)
+        if rest:
+            out.update(zip(rest, self._generate(prefix, [suffixes[i] for i in rest], [reqs[i] for i in rest])))
+        return [out[i] for i in range(len(reqs))]
+
+    def _head_decides(self, prefix: str, suffix: str, r: DecodeRequest) -> DecodeResult:
+        """The head decides (which tags, how many, in what order) from the prompt's states;
+        the answer is written through the constraint, token by token, with no model step."""
+        scores = self.head.score(self._row_states(prefix, suffix, r, self.head.line_layer), r.head_input)
+        chosen = self.head.choose(scores, r.head_input.max_tags)
+        narrowed = replace(r, allowed=frozenset(chosen), target=len(chosen), log_prior=None, prior_weight=0.0, min_tags=0)
+        pieces = self._write(chosen, self.c.new_guide(), narrowed)
+        return self._result("".join(pieces), [0.0] * len(pieces), pieces, [], scores)
+
+    def _generate(self, prefix: str, suffixes: list[str], reqs: list[DecodeRequest]) -> list[DecodeResult]:
+        """Greedy constrained generation for a batch of prompts sharing ``prefix``."""
         import torch
 
         device, model = self.lm.device, self.lm.model
         pad = self.lm.tokenizer.pad_token_id
-        heads = [r.head_input is not None and self.head is not None for r in reqs]
-        logits, past, mask, step_pos, states = self._prefill(prefix, suffixes, reqs, want_states=any(heads),
-                                                             layer=self.head.line_layer if any(heads) else None)
-        verdicts: list[list[TagScore] | None] = [None] * len(reqs)
-        reqs = list(reqs)
-        for i, r in enumerate(reqs):
-            if heads[i]:
-                # The head decides (which tags, how many, in what order); the constrained
-                # decoder writes exactly that answer.
-                verdicts[i] = scores = self.head.score(states[i], r.head_input)
-                chosen = self.head.choose(scores, r.head_input.max_tags)
-                reqs[i] = replace(r, allowed=frozenset(chosen), target=len(chosen), log_prior=self.head.log_prior(chosen),
-                                  prior_weight=BIAS_WEIGHT, min_tags=0)
+        logits, past, mask, step_pos, _ = self._prefill(prefix, suffixes, reqs)
         guides = [self.c.new_guide() for _ in reqs]
         texts = [""] * len(reqs)
         done = [False] * len(reqs)
@@ -315,7 +335,31 @@ class ConstrainedDecoder:
                 mask = torch.cat([mask, torch.ones((len(reqs), 1), dtype=mask.dtype, device=device)], dim=1)
                 step_pos = step_pos + 1
                 logits, past = forward(model, step_input, mask, step_pos, past)
-        return [self._result(texts[i], token_logp[i], token_text[i], steps[i], verdicts[i]) for i in range(len(reqs))]
+        return [self._result(texts[i], token_logp[i], token_text[i], steps[i]) for i in range(len(reqs))]
+
+    def _write(self, chosen: list[str], guide: Any, r: DecodeRequest) -> list[str]:
+        """Write the answer ``chosen`` (the head's) through the constraint: at each state,
+        of the tokens the guide and the tag masks allow, the longest that continues the
+        answer's compact JSON. Model steps would only pick among spellings of the same
+        answer (the allowed set and count are the head's), so they are skipped; the
+        constraint still vets every token, and an answer it refuses is an error, not output.
+        """
+        answer = "[" + ",".join(f'"{json_escaped(t)}"' for t in chosen) + "]"
+        text, pieces = "", []
+        while text != answer:
+            opt = self._options(text, guide, r)
+            rest = answer[len(text):]
+            fits = [t for t in (opt[1][0] if opt else []) if rest.startswith(self.c.token_strings[t])]
+            if not fits:
+                raise TagsmithError(E_ADAPTER, f"the constraint refuses the decision head's answer {answer} after {text!r}")
+            # Longest piece first; among equals the lowest token id, so the spelling is fixed.
+            t = min(fits, key=lambda t: (-len(self.c.token_strings[t]), t))
+            guide.advance(token_id=t, return_tokens=False)
+            text += self.c.token_strings[t]
+            pieces.append(self.c.token_strings[t])
+        if not (guide.is_finished() or ArrayText.parse(text).closed):
+            raise TagsmithError(E_ADAPTER, f"the constraint does not accept the decision head's answer {answer} as complete")
+        return pieces
 
     def _options(self, text: str, guide: Any, r: DecodeRequest) -> tuple[tuple, tuple[list[int], Any, list[float] | None]] | None:
         """The row's choosable tokens (EOS aside), as a list and a device tensor, and their

@@ -20,9 +20,10 @@ in the model's state at a tag's line speaks for that tag, whichever it is), ``b`
 ``W`` are per tag (how common the tag is, and what in the model's reading of the
 README speaks for it). The answer: the best-scoring tag, then the next ones while their
 probability ``sigmoid(s)`` reaches ``threshold`` (the count is the head's call, 1..N).
-The constrained decoder then writes that answer: its allowed set narrows to the
-chosen tags, their number is fixed, and a bias puts them in the head's order; the
-Outlines constraint still decides what can be said.
+The constrained decoder then writes that answer, in the head's order, through the
+constraint (its allowed set narrowed to the chosen tags, their number fixed): every
+token is one the constraint allows, so it still decides what can be said. Model
+steps are skipped there, as they could only choose among spellings of that answer.
 """
 from __future__ import annotations
 
@@ -48,8 +49,6 @@ FEATURES = (
 #: ``rules`` (evidence only: the ablation without the model), ``model`` (states only:
 #: the model alone inside the shortlist).
 KINDS = ("all", "rules", "model")
-#: Weight of the head's order on the decoder's logits (see ``DecisionHead.log_prior``).
-BIAS_WEIGHT = 8.0
 
 
 def candidate_features(cand: Candidate | None, rank: int, best: float, in_pick: bool, text_len: int) -> list[float]:
@@ -179,13 +178,6 @@ class DecisionHead:
                 break
             out.append(s.tag)
         return out
-
-    @staticmethod
-    def log_prior(chosen: list[str]) -> dict[str, float]:
-        """Bias for the decoder, whose allowed set is narrowed to ``chosen`` with exactly
-        that many tags: each rank 4 x ``BIAS_WEIGHT`` logits below the one before, so the
-        written order is the head's."""
-        return {t: -4.0 * k for k, t in enumerate(chosen)}
 
     # -- files -------------------------------------------------------------------
     def save(self, folder: Path) -> dict[str, Any]:
