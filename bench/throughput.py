@@ -8,7 +8,7 @@ In one process and on the same records it measures
   (d) tagsmith rules-only, in one process and as ``tagsmith batch`` with a worker per core;
   (e) tagsmith's decode loop alone, on proposals prepared beforehand (the model
       process's ceiling when lexicon workers keep up);
-  (f) on CPU, (c) with bfloat16 weights (``--dtype bfloat16``);
+  (f) on CPU, (c) in the other dtype (float32 where the CPU default is bfloat16);
 and prints items/s, the ratio to (a) and (b), peak RSS and peak GPU memory.
 
     python bench/throughput.py --items 1000                       # embedded SmolLM2-135M
@@ -173,15 +173,17 @@ def main() -> None:
         label = f"(c) tagsmith batch {args.mode}@{tagger.batch_size}x{tagger.overlap}, {workers} worker{'s' if workers > 1 else ''}"
         measure(label, lambda: job.run(str(src), str(dst)), len(records))
     if "f" not in skip and not cuda and not args.random_init:
-        # The same job with bfloat16 weights (--dtype bfloat16): the CPU speed option.
+        # The same job in the other dtype: float32 where bfloat16 is the default (a CPU
+        # with native bfloat16), else bfloat16 (--dtype), for the ratio in one run.
         from engine.decision.model import load_model
 
-        bf = load_model(args.model, "cpu", dtype="bfloat16")
-        tagger = Tagger(mode=args.mode, lm=bf, batch_size=args.batch_size, overlap=args.overlap)
+        other = "float32" if lm.dtype == "bfloat16" else "bfloat16"
+        alt = load_model(args.model, "cpu", dtype=other)
+        tagger = Tagger(mode=args.mode, lm=alt, batch_size=args.batch_size, overlap=args.overlap)
         tagger.compiler.get(tax, 3)
         job = BatchJob(tagger, tax, workers=args.workers or 1)
-        measure(f"(f) tagsmith batch {args.mode}@{tagger.batch_size}, bfloat16", lambda: job.run(str(src), str(dst)), len(records))
-        del bf, tagger, job
+        measure(f"(f) tagsmith batch {args.mode}@{tagger.batch_size}, {other}", lambda: job.run(str(src), str(dst)), len(records))
+        del alt, tagger, job
     if "e" not in skip:
         # The decode loop alone, on proposals prepared beforehand (as lexicon workers
         # deliver them): the model process's own ceiling, whatever the lexicon's speed.

@@ -117,27 +117,31 @@ def test_shipped_adapter_decides_by_default(real_lm, taxonomy):
     assert t.policy_for(req.taxonomy) == DecisionPolicy(mode="hybrid", **card["policy"])  # a subset it knows
     assert t.policy_for(Taxonomy.from_names(["cli", "quantum-widgets"])) == DecisionPolicy(mode="hybrid")
     res = t.tag_request(req)
-    assert res.explanation.model == "smollm2-135m+smollm2-135m"
+    # Answers are per (model, dtype): a CPU run in bfloat16 (the default where the CPU has it natively) says so.
+    assert res.explanation.model == ("smollm2-135m@bfloat16" if real_lm.dtype == "bfloat16" else "smollm2-135m") + "+smollm2-135m"
     # The head decided: its verdicts are in the explanation and the answer is its choice.
     verdicts = res.explanation.decision["head"]
     assert res.tags[0] == verdicts[0]["tag"] and set(res.tags) <= {v["tag"] for v in verdicts}
     assert Tagger(mode="hybrid", lm=real_lm, policy_overrides={"prior_weight": 0.0}).policy_for(taxonomy).prior_weight == 0.0
 
 
-def test_bfloat16_weights_option(real_lm):
-    """--dtype bfloat16: the model and its adapter in bfloat16, answers valid and
-    deterministic, and the explanation names the dtype (answers are per model and dtype)."""
+def test_dtype_option(real_lm):
+    """--dtype: the model and its adapter in the other dtype than this machine's default
+    (bfloat16 where the CPU has it natively, else float32), answers valid, deterministic
+    and the same as the default's, and the explanation names a CPU bfloat16 run."""
     import torch
 
     from engine.decision.model import load_model
     from engine.errors import TagsmithError
 
-    lm = load_model(None, "cpu", dtype="bfloat16")
-    assert {p.dtype for p in lm.model.parameters()} == {torch.bfloat16} and lm.adapter is not None
+    other = "float32" if real_lm.dtype == "bfloat16" else "bfloat16"
+    lm = load_model(None, "cpu", dtype=other)
+    assert {p.dtype for p in lm.model.parameters()} == {getattr(torch, other)} and lm.adapter is not None
     t = Tagger(mode="hybrid", lm=lm)
     req = parse_request((FIXTURES / "request-example.txt").read_text())
     a, b = t.tag_request(req), t.tag_request(req)
     assert a.to_json() == b.to_json() and set(a.tags) <= set(req.taxonomy.names) and a.tags
-    assert a.explanation.model.startswith("smollm2-135m@bfloat16+")
+    assert a.tags == Tagger(mode="hybrid", lm=real_lm).tag_request(req).tags
+    assert a.explanation.model.startswith("smollm2-135m@bfloat16+" if other == "bfloat16" else "smollm2-135m+")
     with pytest.raises(TagsmithError, match="E400"):
         load_model(None, "cpu", dtype="float8")
