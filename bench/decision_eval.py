@@ -50,6 +50,7 @@ def main() -> int:
     ap.add_argument("--adapter", default=str(ROOT / "adapters" / "smollm2-135m"), help="the shipped head adapter (its card gives the recipe)")
     ap.add_argument("--fractions", default="0.25,0.5")
     ap.add_argument("--no-lora", action="store_true", help="skip the LoRA contrast row")
+    ap.add_argument("--excerpts", default="256", help="also the default head trained and used with these excerpt lengths (tokens)")
     args = ap.parse_args()
     from dataclasses import replace
 
@@ -94,13 +95,15 @@ def main() -> int:
     items = heads.collect(collector, rows, tax, golds, card["prompt"]["max_tags"], layer=layer)
     print(f"train states: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
-    def head_row(label: str, kind: str, subset: list) -> None:
+    def head_row(label: str, kind: str, subset: list, excerpt: int | None = None) -> None:
         best = best_of_kind(card, kind)
         head = heads.fit(subset, tax.names, kind, best["state_l2"], best["threshold"], line_l2=best.get("line_l2"), layer=layer)
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / f"head-{kind}"
             out.mkdir()
             c = dict(card, name=out.name, head=head.save(out))
+            if excerpt:
+                c["prompt"] = dict(card["prompt"], excerpt_tokens=excerpt)
             write_card(out, c)
             add(label, Tagger(mode="hybrid", lm=with_head(out)))
 
@@ -109,7 +112,13 @@ def main() -> int:
     for f in [float(x) for x in args.fractions.split(",")]:
         keep = sorted(random.Random(0).sample(range(len(items)), round(len(items) * f)))
         head_row(f"default head on {f:.0%} of train ({len(keep)} items)", "all", [items[i] for i in keep])
-    add(f"**default: head on evidence + model states** (`{shipped.name}`)", Tagger(mode="hybrid", lm=with_head(shipped)))
+    for n in [int(x) for x in args.excerpts.split(",") if x]:
+        # The same recipe on prompts with an n-token README excerpt (``tagsmith train --excerpt-tokens n``).
+        longer = Tagger(mode="hybrid", lm=bare, policy=heads.head_policy(shortlist), excerpt_tokens=n)
+        head_row(f"default head, {n}-token excerpt (`--excerpt-tokens {n}`)", "all",
+                 heads.collect(longer, rows, tax, golds, card["prompt"]["max_tags"], layer=layer), excerpt=n)
+    add(f"**default: head on evidence + model states** (`{shipped.name}`, {card['prompt']['excerpt_tokens']}-token excerpt)",
+        Tagger(mode="hybrid", lm=with_head(shipped)))
 
     print("| decider | micro-P | micro-R | micro-F1 | macro-F1 | top-1 | exact | s/item |")
     print("|---|---|---|---|---|---|---|---|")

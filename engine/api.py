@@ -53,6 +53,8 @@ class TagResult:
 #: Characters of a description that are analysed (the rest is cut, and the explanation
 #: says so): bounds time and memory on any input, well above real READMEs (<= 30k).
 ANALYZE_CHARS = 100_000
+#: README tokens a prompt shows when neither the caller nor an adapter says otherwise.
+EXCERPT_TOKENS = 256
 #: The most that can be analysed (spaCy's own bound on a document); 0 means this.
 MAX_ANALYZE_CHARS = 1_000_000
 
@@ -89,7 +91,7 @@ class Tagger:
         mode: str = "hybrid",
         model: str | None = None,
         device: str | None = None,
-        excerpt_tokens: int = 256,
+        excerpt_tokens: int | None = None,
         batch_size: int | None = None,
         overlap: int | None = None,
         policy: DecisionPolicy | None = None,
@@ -182,6 +184,16 @@ class Tagger:
         if not self._policy_given and self.mode == "hybrid" and self.adapter_applies(taxonomy):
             policy = DecisionPolicy(mode=self.mode, **self.lm.adapter.info.policy)
         return replace(policy, **self.policy_overrides) if self.policy_overrides else policy
+
+    def excerpt_for(self, taxonomy: Taxonomy) -> int:
+        """README tokens the prompt shows: as given; else what the adapter was trained
+        with (a list it covers: a decision head reads states of prompts like its
+        training prompts); else ``EXCERPT_TOKENS``."""
+        if self.excerpt_tokens is not None:
+            return self.excerpt_tokens
+        if self.mode != "rules" and self.adapter_applies(taxonomy):
+            return int(self.lm.adapter.info.card.get("prompt", {}).get("excerpt_tokens") or EXCERPT_TOKENS)
+        return EXCERPT_TOKENS
 
     @property
     def compiler(self) -> Any:
@@ -282,7 +294,7 @@ class Tagger:
     def _prepared(self, p: Proposal, tax: Taxonomy, max_tags: int) -> Proposal:
         if p.doc is None:
             raise TagsmithError(E_OPTION, f"record {p.record.get('id')!r} was prepared for {p.prepared.max_tags} tags, not {max_tags}")
-        ready = prepare(self.policy_for(tax), self.lm.tokenizer, p.doc, p.candidates, tax.names, max_tags, self.excerpt_tokens)
+        ready = prepare(self.policy_for(tax), self.lm.tokenizer, p.doc, p.candidates, tax.names, max_tags, self.excerpt_for(tax))
         return Proposal(p.record, p.doc, p.candidates, ready, p.notes)
 
     def _decide(self, chunk: list[Proposal], tax: Taxonomy, max_tags: int) -> list[TagResult]:

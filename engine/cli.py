@@ -17,6 +17,7 @@ from engine.errors import E_ENCODING, E_INPUT, E_OPTION, E_WORKER, E_WRITE_STOPP
 from engine.io.records import load_jsonl
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
+DTYPE_CHOICES = ("auto", "float32", "bfloat16")  # engine.decision.model.DTYPES, without importing torch
 
 
 def _read_bounded(path: str, chars: int, keep_tail: bool) -> tuple[str, str | None]:
@@ -70,10 +71,10 @@ def _add_engine_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-llm", action="store_true", help="rules only (same as --mode rules)")
     p.add_argument("--model", default=None, help="Hugging Face id, local folder or .gguf file (default: embedded SmolLM2-135M)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
+    p.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto",
                    help="model weights: auto = bfloat16 on GPU, float32 on CPU; bfloat16 on CPU is ~1.5x faster where the CPU has AVX-512 BF16")
     p.add_argument("--rules", default=None, metavar="DIR", help="rule pack folder (default: the built-in pack)")
-    p.add_argument("--excerpt-tokens", type=int, default=256, help="README tokens shown to the model")
+    p.add_argument("--excerpt-tokens", type=int, default=None, help="README tokens shown to the model (default: what the adapter was trained with, else 256)")
     p.add_argument("--batch-size", type=int, default=None, help="items per model batch (default: 64 on GPU, 8 on CPU)")
     p.add_argument("--overlap", type=int, default=None, help="batches decoded at once, one thread each (default: 2 on GPU, 1 on CPU)")
     p.add_argument("--analyze-chars", type=int, default=100_000, metavar="N",
@@ -233,14 +234,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.lora:
         card = train_head(args.gold, args.taxonomy, args.output, model=args.model, device=args.device, rules=args.rules,
                           folds=5 if args.folds is None else args.folds, seed=args.seed, shortlist=args.shortlist,
-                          kind=args.head, fraction=args.fraction, progress=progress, log=log, command=command)
+                          kind=args.head, fraction=args.fraction, progress=progress, log=log, command=command,
+                          excerpt_tokens=args.excerpt_tokens, dtype=args.dtype)
     else:
         if args.epochs < 1 or args.layers < 1 or args.rank < 1:
             raise TagsmithError(E_OPTION, "--epochs, --layers and --rank must be positive")
         settings = LoraSettings(layers=args.layers, rank=args.rank, alpha=2 * args.rank, lr=args.lr, epochs=args.epochs, seed=args.seed)
         card = train(args.gold, args.taxonomy, args.output, model=args.model, device=args.device, rules=args.rules, settings=settings,
                      folds=3 if args.folds is None else args.folds, shortlist=args.shortlist, fraction=args.fraction, progress=progress,
-                     log=log, command=command)
+                     log=log, command=command, excerpt_tokens=args.excerpt_tokens)
     chosen = chosen_row(card)
     summary = f", cross-validated micro-F1 {chosen['micro_f1']:.3f} top-1 {chosen['top1']:.3f}" if chosen else ""
     print(f"adapter: {args.output} ({card['training']['seconds']:.0f} s{summary})", file=sys.stderr)
@@ -365,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--model", default=None, help="base model: Hugging Face id, local folder or .gguf (default: embedded SmolLM2-135M)")
     tr.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     tr.add_argument("--rules", default=None, metavar="DIR", help="rule pack folder (default: the built-in pack)")
+    tr.add_argument("--excerpt-tokens", type=int, default=None, help="README tokens in a head's prompts (default 128; --lora: 256)")
+    tr.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto", help="weights' dtype while reading the states (auto: as tagging uses)")
     tr.add_argument("--head", choices=("all", "rules", "model"), default="all",
                     help="what the decision head reads: evidence and model states (default), evidence only, or states only")
     tr.add_argument("--lora", action="store_true", help="fine-tune LoRA weights instead of a decision head (slow on CPU)")

@@ -257,6 +257,13 @@ def test_head_adapter_trains_decides_and_is_refused_elsewhere(tiny_dir, tmp_path
 
     lm = load_model(str(tiny_dir), "cpu", adapter=str(out))
     assert lm.adapter.head is not None and lm.adapter.peft_model is None
+    # A head leaves the model as loaded, buffers too (casting the rotary frequencies to
+    # bfloat16 once moved every state the head reads): the same logits, bit for bit.
+    import torch
+
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    with torch.no_grad():
+        assert torch.equal(lm.model(ids).logits, load_model(str(tiny_dir), "cpu", adapter=None).model(ids).logits)
     tax = Taxonomy.load(MINI_TAX)
     tagger = Tagger(mode="hybrid", lm=lm)
     assert tagger.policy_for(tax).decider == "head"
@@ -307,6 +314,14 @@ def test_answers_stay_valid_with_any_head(real_lm, tiny_lm, tiny_compiler, tax, 
     (out,) = dec.decode([DecodeRequest(prompt="project", allowed=frozenset(shown), head_input=HeadInput(shown, feats, n))])
     got = check(out.text, list(shown), n)
     assert got == head.choose(out.head, n) and 1 <= len(got) <= n
+    # The answer is written token by token through the constraint, which vets each one:
+    # a name outside the request's allowed set cannot be written.
+    outside = [t for t in names if t not in got][:1]
+    if outside:
+        req = DecodeRequest(prompt="project", allowed=frozenset(got), target=len(got) + 1)
+        with pytest.raises(TagsmithError) as err:
+            dec._write(got + outside, dec.c.new_guide(), req)
+        assert err.value.code == "E401" and "refuses" in str(err.value)
 
 
 def test_head_spans_cover_each_tag_name_in_the_prompt(real_lm):

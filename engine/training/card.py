@@ -93,8 +93,9 @@ def render_head_card(card: dict[str, Any]) -> str:
         + (f", {data['fraction']:.0%} of the file" if data.get("fraction", 1) < 1 else "") + " |",
         f"| head | {head['kind']}: {len(head['features'])} evidence features, state width {head['state_dim']}, "
         f"state L2 {st.get('state_l2')}, name-state L2 {st.get('line_l2')}, bias L2 {st.get('bias_l2')}, count threshold {head['threshold']} |",
-        f"| training | {tr['seconds']:.0f} s on {tr['device']} ({tr['states_seconds']:.0f} s of model states), "
-        f"peak RSS {tr['peak_rss_mb']:.0f} MiB |",
+        f"| prompt | {card['prompt']['excerpt_tokens']}-token README excerpt, the rules' top-{card['policy']['shortlist']} shortlist |",
+        f"| training | {tr['seconds']:.0f} s on {tr['device']}" + (f" in {tr['dtype']}" if tr.get("dtype") else "")
+        + f" ({tr['states_seconds']:.0f} s of model states), peak RSS {tr['peak_rss_mb']:.0f} MiB |",
         "",
     ]
     cv = card.get("cross_validation")

@@ -51,7 +51,7 @@ def decode_policies(tagger: Tagger, rows: list[dict[str, Any]], tax: Taxonomy, p
     props = tagger.propose(rows, tax)
     tok = tagger.lm.tokenizer
     items = [Proposal(p.record, p.doc, p.candidates,
-                      prepare(pol, tok, p.doc, p.candidates, tax.names, max_tags, tagger.excerpt_tokens))
+                      prepare(pol, tok, p.doc, p.candidates, tax.names, max_tags, tagger.excerpt_for(tax)))
              for pol in policies for p in props]
     results = tagger.decide(items, tax, max_tags)
     n = len(rows)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.api import Tagger, as_taxonomy
+from engine.api import EXCERPT_TOKENS, Tagger, as_taxonomy
 from engine.decision.policy import DecisionPolicy
 from engine.errors import E_OPTION, E_TRAIN, TagsmithError
 from engine.io.records import load_jsonl
@@ -52,7 +52,7 @@ def peak_rss_mb() -> float:
 
 def train(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str | None = None, device: str | None = None,
           rules: str | None = None, settings: LoraSettings = LoraSettings(), folds: int = 3, shortlist: int = SHORTLIST,
-          max_tags: int = 3, excerpt_tokens: int = 256, fraction: float = 1.0, progress: bool = False,
+          max_tags: int = 3, excerpt_tokens: int | None = None, fraction: float = 1.0, progress: bool = False,
           log: Callable[[str], None] | None = None, command: str = "") -> dict[str, Any]:
     """Train an adapter on ``gold`` (JSONL with id, text, tags) and write it to ``out``."""
     import peft
@@ -65,7 +65,11 @@ def train(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str | None
     t_start = time.perf_counter()
     out, tax, rows = _open_job(gold, taxonomy, out, fraction, settings.seed, folds)
     torch.manual_seed(settings.seed)
-    lm = load_model(model, device, adapter=None)
+    excerpt_tokens = excerpt_tokens or EXCERPT_TOKENS
+    # LoRA trains in float32 on a CPU (bfloat16 there has no mixed precision to keep
+    # the gradients' small steps); a GPU trains in bfloat16.
+    on_gpu = device.startswith("cuda") if device else torch.cuda.is_available()
+    lm = load_model(model, device, adapter=None, dtype=None if on_gpu else "float32")
     base = DecisionPolicy(mode="hybrid", shortlist=shortlist, **UNTUNED)
     # One tagger for examples and cross-validation (its lexicon and constraint compile
     # once). A batch holds two items under every candidate policy, which share a prefill.
@@ -138,9 +142,10 @@ def _card_common(out: Path, base_name: str, tax: Any, gold: str | Path, rows: li
 
 def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str | None = None, device: str | None = None,
                rules: str | None = None, folds: int = 5, seed: int = 0, shortlist: int = SHORTLIST, kind: str = "all",
-               max_tags: int = 3, excerpt_tokens: int = 256, fraction: float = 1.0, progress: bool = False,
-               log: Callable[[str], None] | None = None, command: str = "") -> dict[str, Any]:
-    """Train a decision head on ``gold`` (JSONL with id, text, tags) and write it to ``out``."""
+               max_tags: int = 3, excerpt_tokens: int | None = None, fraction: float = 1.0, progress: bool = False,
+               log: Callable[[str], None] | None = None, command: str = "", dtype: str | None = None) -> dict[str, Any]:
+    """Train a decision head on ``gold`` (JSONL with id, text, tags) and write it to ``out``
+    (prompts with ``excerpt_tokens`` README tokens, default ``head.EXCERPT_TOKENS``)."""
     import torch
     import transformers
 
@@ -152,7 +157,8 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
     t_start = time.perf_counter()
     out, tax, rows = _open_job(gold, taxonomy, out, fraction, seed, folds)
     golds = [gold_tags(r, tax, f"{gold}: record {r.get('id')!r}") for r in rows]
-    lm = load_model(model, device, adapter=None)
+    excerpt_tokens = excerpt_tokens or heads.EXCERPT_TOKENS
+    lm = load_model(model, device, adapter=None, dtype=dtype)
     tagger = Tagger(rules, mode="hybrid", lm=lm, policy=heads.head_policy(shortlist), excerpt_tokens=excerpt_tokens)
     layer = heads.line_layer(lm.model)
     items = heads.collect(tagger, rows, tax, golds, max_tags, progress=progress, layer=layer)
@@ -174,7 +180,7 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
         "policy": heads.head_policy(shortlist).settings(),
         "head": head.save(out),
         "training": {"seconds": round(time.perf_counter() - t_start, 1), "states_seconds": round(states_secs, 1),
-                     "final_fit_seconds": round(fit_secs, 2), "device": str(lm.device), "peak_rss_mb": round(peak_rss_mb(), 1),
+                     "final_fit_seconds": round(fit_secs, 2), "device": str(lm.device), "dtype": lm.dtype, "peak_rss_mb": round(peak_rss_mb(), 1),
                      "seed": seed, "versions": {"torch": torch.__version__, "transformers": transformers.__version__}},
         "cross_validation": cv.to_dict() if cv else None,
         "command": command or f"tagsmith train {gold} -o {out}",
