@@ -137,6 +137,12 @@ def test_dtype_option(real_lm):
     other = "float32" if real_lm.dtype == "bfloat16" else "bfloat16"
     lm = load_model(None, "cpu", dtype=other)
     assert {p.dtype for p in lm.model.parameters()} == {getattr(torch, other)} and lm.adapter is not None
+    # bfloat16 weights are the float32 ones cast (a copy cached once), and the rotary
+    # frequencies stay float32 in both: the states differ only by the weights' rounding.
+    bf, f32 = (real_lm, lm) if other == "float32" else (lm, real_lm)
+    for (name, a), (_, b) in zip(bf.model.named_parameters(), f32.model.named_parameters()):
+        assert torch.equal(a, b.to(torch.bfloat16)), name
+    assert {b.dtype for b in lm.model.buffers()} == {b.dtype for b in real_lm.model.buffers()} == {torch.float32}
     t = Tagger(mode="hybrid", lm=lm)
     req = parse_request((FIXTURES / "request-example.txt").read_text())
     a, b = t.tag_request(req), t.tag_request(req)

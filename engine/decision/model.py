@@ -160,37 +160,61 @@ def cache_problem(folder: Path) -> str | None:
 
 
 def _load_gguf(path: Path, dtype: Any) -> tuple[Any, Any]:
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     st = path.stat()
     key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{int(st.st_mtime)}".encode()).hexdigest()[:16]
     cached = cache_root() / "models" / f"{path.stem}-{key}"
-    if cached.exists():
-        problem = cache_problem(cached)
-        if problem is not None:
-            print(f"tagsmith: the model cache {cached} is damaged ({problem}); rebuilding it", file=sys.stderr)
-            shutil.rmtree(cached, ignore_errors=True)
-    if not (cached / "config.json").exists():
+    if not _cached(cached):
         tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
         model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype="float32")
         # The dequantised model is plain float weights; drop the GGUF quantizer
         # marker so transformers agrees to serialise it.
         model.hf_quantizer = None
         model.config.__dict__.pop("quantization_config", None)
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=cached.parent, prefix=".tmp-"))
-        try:
-            model.save_pretrained(tmp)
-            tok.save_pretrained(tmp)
-            write_manifest(tmp)
-            if cached.exists():  # another process converted it first
-                shutil.rmtree(tmp)
-            else:
-                os.replace(tmp, cached)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-            return tok, model.to(dtype)
+        if not _store(cached, tok, model):
+            cast_parameters(model, dtype)
+            return tok, model
+    if dtype != torch.float32:
+        # A copy of the weights in that dtype, made once: casting 540 MB of float32 at
+        # each start held 1.2 GB at peak; a bfloat16 file loads at about 0.5 GB.
+        narrow = cached.with_name(f"{cached.name}-{str(dtype).removeprefix('torch.')}")
+        if not _cached(narrow):
+            tok, model = _load_converted(cached, torch.float32)
+            cast_parameters(model, dtype)
+            if not _store(narrow, tok, model):
+                return tok, model
+        cached = narrow
     return _load_converted(cached, dtype)
+
+
+def _cached(folder: Path) -> bool:
+    """Whether a converted model folder is there and whole (a damaged one is removed)."""
+    if folder.exists():
+        problem = cache_problem(folder)
+        if problem is not None:
+            print(f"tagsmith: the model cache {folder} is damaged ({problem}); rebuilding it", file=sys.stderr)
+            shutil.rmtree(folder, ignore_errors=True)
+    return (folder / "config.json").exists()
+
+
+def _store(folder: Path, tok: Any, model: Any) -> bool:
+    """Save a converted model to ``folder`` atomically (False: the disk refused)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
+    try:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        write_manifest(tmp)
+        if folder.exists():  # another process converted it first
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, folder)
+        return True
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return False
 
 
 def _load_converted(folder: Path, dtype: Any) -> tuple[Any, Any]:
@@ -251,15 +275,24 @@ def _load_hub(spec: str, dtype: Any) -> tuple[Any, Any]:
     return _load_dir(spec, dtype)
 
 
+def cast_parameters(model: Any, dtype: Any) -> None:
+    """Parameters in ``dtype``, buffers as they are: ``model.to`` would also cast the
+    rotary embedding's float32 frequencies, and states read with bfloat16 frequencies
+    are not the ones a head was trained on (dev micro-F1 0.737 -> 0.729)."""
+    for p in model.parameters():
+        if p.dtype != dtype:
+            p.data = p.data.to(dtype)
+
+
 def load_model(spec: str | None = None, device: str | None = None, adapter: str | Path | None = "default",
                dtype: str | None = None) -> LoadedModel:
     """Load ``spec``: None/``smollm2-135m`` (embedded), a ``.gguf`` file, a folder or a Hub id.
 
     ``adapter``: ``"default"`` attaches the shipped adapter when the embedded model is
     loaded (no other model has one); a folder attaches that adapter (``E401`` if it does
-    not fit); None loads the bare model. ``dtype``: ``auto`` (bfloat16 on a GPU,
-    float32 on CPU), ``float32`` or ``bfloat16`` (on a CPU with AVX-512 BF16 about 1.5x
-    faster; answers may differ from float32's on a few items, see the README).
+    not fit); None loads the bare model. ``dtype``: ``auto`` (bfloat16 on a GPU and on
+    a CPU with native bfloat16, else float32), ``float32`` or ``bfloat16`` (on a CPU
+    with AVX-512 BF16 about 1.7x faster; see the README, "CPU decoding").
     """
     _quiet_transformers()
     device, dtype = _pick_device(device, dtype)
@@ -295,11 +328,5 @@ def load_model(spec: str | None = None, device: str | None = None, adapter: str 
         path = Path(adapter) if explicit else (DEFAULT_ADAPTER if spec == DEFAULT_MODEL and DEFAULT_ADAPTER.is_dir() else None)
         if path is not None:
             lm.adapter = attach(model, read_adapter(path), spec, explicit=explicit)
-            # LoRA weights (peft loads them in float32) in the model's dtype. Parameters
-            # only: ``model.to`` would also cast the rotary embedding's float32
-            # frequencies, and states read with bfloat16 frequencies are not the ones
-            # a head was trained on (dev micro-F1 0.737 -> 0.729).
-            for p in model.parameters():
-                if p.dtype != dtype:
-                    p.data = p.data.to(dtype)
+            cast_parameters(model, dtype)  # LoRA weights (peft loads them in float32) too
     return lm
