@@ -337,3 +337,23 @@ def test_head_spans_cover_each_tag_name_in_the_prompt(real_lm):
     ids = p.prepared.suffix_ids
     assert [real_lm.tokenizer.decode(list(ids[a:b])).strip() for a, b in hi.spans] == [t.strip() for t in hi.tags]
     assert len(hi.features) == len(hi.tags) and all(len(f) == len(hi.features[0]) for f in hi.features)
+
+
+def test_batched_head_states_equal_each_prompt_alone(tiny_lm, tiny_compiler):
+    """On a GPU the head's prompts are prefilled together: left padding and pooling must
+    give each row the states it has alone (float32 here, so equal to rounding)."""
+    import torch
+
+    from engine.decision.head import HeadInput
+    from engine.decision.prompt import Prompt
+
+    tax = Taxonomy.load(MINI_TAX)
+    dec = ConstrainedDecoder(tiny_lm, tiny_compiler.get(tax, 3))
+    suffixes = ["- cli: tool\n- lib: library", "a longer description of a project\n- cli: x\n- lib: y"]
+    spans = [((2, 3), (6, 7)), ((8, 9), (12, 13))]
+    reqs = [DecodeRequest(prompt=Prompt("shared prefix ", s), allowed=frozenset(tax.names),
+                          head_input=HeadInput(("cli", "lib"), ((0.0,), (0.0,)), 3, sp)) for s, sp in zip(suffixes, spans)]
+    together = dec._prefill("shared prefix ", suffixes, reqs, want_states=True, layer=1)[4]
+    for st, s, r in zip(together, suffixes, reqs):
+        alone = dec._head_states("shared prefix ", [s], [r], 1)[0]
+        assert torch.allclose(st.item, alone.item, atol=1e-5) and torch.allclose(st.lines, alone.lines, atol=1e-5)

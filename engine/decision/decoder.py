@@ -253,36 +253,36 @@ class ConstrainedDecoder:
         for i, p in enumerate(prompts):
             groups.setdefault(p.prefix, []).append(i)
         for prefix, idx in groups.items():
-            for i in idx:
-                out[i] = self._row_states(prefix, prompts[i].suffix, reqs[i], layer)
+            out.update(zip(idx, self._head_states(prefix, [prompts[i].suffix for i in idx], [reqs[i] for i in idx], layer)))
         return [out[i] for i in range(len(reqs))]
 
-    def _row_states(self, prefix: str, suffix: str, req: DecodeRequest, layer: int | None) -> Any:
-        """One prompt's pooled states, from a prefill of that prompt alone. Alone, so the
-        states are a function of the prompt: in a padded batch the kernels' blocking
-        follows the batch's shape, and in bfloat16 that moves a probability by ~0.02,
-        enough to flip a tag near the threshold with its batch-mates. Without decoding
-        steps to share, a batch saves ~12% here; answers that depend on the batch cost more."""
-        return self._prefill(prefix, [suffix], [req], want_states=True, layer=layer)[4][0]
+    def _head_states(self, prefix: str, suffixes: list[str], reqs: list[DecodeRequest], layer: int | None) -> list[Any]:
+        """Pooled states of prompts sharing ``prefix``. On a CPU each prompt is prefilled
+        alone, so its states are a function of the prompt: in a padded batch the kernels'
+        blocking follows the batch's shape, and in bfloat16 that moved a probability by
+        ~0.02, enough to flip a tag near the threshold with its batch-mates; a batch
+        saved only ~12% there. On a GPU, where batching is most of the throughput, the
+        prompts are prefilled together."""
+        if self.lm.device.startswith("cuda") and len(reqs) > 1:
+            return self._prefill(prefix, suffixes, reqs, want_states=True, layer=layer)[4]
+        return [self._prefill(prefix, [s], [r], want_states=True, layer=layer)[4][0] for s, r in zip(suffixes, reqs)]
 
     def _decode_group(self, prefix: str, suffixes: list[str], reqs: list[DecodeRequest]) -> list[DecodeResult]:
-        """Rows the head decides, one prompt at a time (``_row_states``); the others
-        generated together."""
+        """Rows the head decides (``_head_states``, ``_head_decides``); the others generated together."""
         out: dict[int, DecodeResult] = {}
-        rest = []
-        for i, r in enumerate(reqs):
-            if r.head_input is not None and self.head is not None:
-                out[i] = self._head_decides(prefix, suffixes[i], r)
-            else:
-                rest.append(i)
+        heads = [i for i, r in enumerate(reqs) if r.head_input is not None and self.head is not None]
+        if heads:
+            states = self._head_states(prefix, [suffixes[i] for i in heads], [reqs[i] for i in heads], self.head.line_layer)
+            out.update((i, self._head_decides(st, reqs[i])) for i, st in zip(heads, states))
+        rest = [i for i in range(len(reqs)) if i not in out]
         if rest:
             out.update(zip(rest, self._generate(prefix, [suffixes[i] for i in rest], [reqs[i] for i in rest])))
         return [out[i] for i in range(len(reqs))]
 
-    def _head_decides(self, prefix: str, suffix: str, r: DecodeRequest) -> DecodeResult:
+    def _head_decides(self, states: ItemStates, r: DecodeRequest) -> DecodeResult:
         """The head decides (which tags, how many, in what order) from the prompt's states;
         the answer is written through the constraint, token by token, with no model step."""
-        scores = self.head.score(self._row_states(prefix, suffix, r, self.head.line_layer), r.head_input)
+        scores = self.head.score(states, r.head_input)
         chosen = self.head.choose(scores, r.head_input.max_tags)
         narrowed = replace(r, allowed=frozenset(chosen), target=len(chosen), log_prior=None, prior_weight=0.0, min_tags=0)
         pieces = self._write(chosen, self.c.new_guide(), narrowed)
