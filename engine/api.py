@@ -191,7 +191,7 @@ class Tagger:
         training prompts); else ``EXCERPT_TOKENS``."""
         if self.excerpt_tokens is not None:
             return self.excerpt_tokens
-        if self.mode != "rules" and self.adapter_applies(taxonomy):
+        if self.adapter_applies(taxonomy):
             return int(self.lm.adapter.info.card.get("prompt", {}).get("excerpt_tokens") or EXCERPT_TOKENS)
         return EXCERPT_TOKENS
 

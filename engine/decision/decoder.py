@@ -285,8 +285,9 @@ class ConstrainedDecoder:
         scores = self.head.score(states, r.head_input)
         chosen = self.head.choose(scores, r.head_input.max_tags)
         narrowed = replace(r, allowed=frozenset(chosen), target=len(chosen), log_prior=None, prior_weight=0.0, min_tags=0)
-        pieces = self._write(chosen, self.c.new_guide(), narrowed)
-        return self._result("".join(pieces), [0.0] * len(pieces), pieces, [], scores)
+        text = "".join(self._write(chosen, self.c.new_guide(), narrowed))
+        # No model step wrote it: no model probabilities (the head's are the confidence).
+        return DecodeResult(text=text, tags=list(chosen), tag_prob={}, head=scores)
 
     def _generate(self, prefix: str, suffixes: list[str], reqs: list[DecodeRequest]) -> list[DecodeResult]:
         """Greedy constrained generation for a batch of prompts sharing ``prefix``."""
@@ -455,8 +456,7 @@ class ConstrainedDecoder:
             return None
         return len(before.items), stop_at, by_tag
 
-    def _result(self, text: str, logps: list[float], pieces: list[str], steps: list[StepRecord],
-                head: list[TagScore] | None = None) -> DecodeResult:
+    def _result(self, text: str, logps: list[float], pieces: list[str], steps: list[StepRecord]) -> DecodeResult:
         arr = ArrayText.parse(text)
         tags = [self.c.escaped[e] for e in arr.items if e in self.c.escaped]
         # Attribute each token's log-probability to the item it writes into.
@@ -476,4 +476,4 @@ class ConstrainedDecoder:
                     probs[name] = round(math.exp(lp_item), 6)
                 n_items += 1
                 lp_item = 0.0
-        return DecodeResult(text=text, tags=tags, tag_prob=probs, steps=steps, head=head)
+        return DecodeResult(text=text, tags=tags, tag_prob=probs, steps=steps)

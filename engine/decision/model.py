@@ -79,7 +79,7 @@ def cpu_has_bf16() -> bool:
 def _pick_device(device: str | None, dtype: str | None = None) -> tuple[str, Any]:
     """The device, and the dtype: ``auto`` is bfloat16 on a GPU and on a CPU with native
     bfloat16 (``cpu_has_bf16``), else float32. On dev the decision head's answers are the
-    same in both (see README, "bfloat16 on CPU")."""
+    same in both (see README, "CPU decoding with the decision head")."""
     import torch
 
     if device is None:

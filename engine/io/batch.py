@@ -233,8 +233,7 @@ class BatchJob:
             return WorkerPool(self.workers, mp.get_context("fork"), _worker_adopt,
                               (self.tagger, self.taxonomy, self.max_tags, self.explain_dir is not None))
         init = (self.tagger.pack.root, [{"id": t.id, "name": t.name} for t in self.taxonomy], self.tagger.policy_for(self.taxonomy), self.max_tags,
-                None if rules_only else self.tagger.lm.tokenizer, 0 if rules_only else self.tagger.excerpt_for(self.taxonomy),
-                self.tagger.analyze_chars)
+                None if rules_only else self.tagger.lm.tokenizer, self.tagger.excerpt_for(self.taxonomy), self.tagger.analyze_chars)
         return WorkerPool(self.workers, mp.get_context("spawn"), _worker_init, init)
 
     def _emit(self, chunk: list, out: IO[str], stats: BatchStats, bar: Any, decided: bool, position: Position) -> None:

@@ -35,7 +35,7 @@ LINE_L2 = 0.1
 #: README tokens in a head's prompts. 5-fold cross-validation on train.jsonl (bfloat16
 #: states, 8-tag shortlist) scored 128, 192 and 256 tokens alike (micro-F1 0.731, 0.734,
 #: 0.730; 512 earlier scored no better), so the head reads the cheapest: a 128-token
-#: excerpt makes the prefill ~1.6x faster than 256.
+#: excerpt makes the prefill ~1.5x faster than 256.
 EXCERPT_TOKENS = 128
 
 
