@@ -151,16 +151,14 @@ def main() -> int:
                     st = states(it, top)
                     tags = it["input"].tags
                     t_ = torch.tensor([head._index[t] for t in tags])
-                    z = ((torch.tensor(it["input"].features) - fm) / fs) @ P["a"] + P["a0"] + P["b"][t_] \
-                        + (P["W"][t_] * ((st.item - head.state_mean) / head.state_std)[None]).sum(-1) \
-                        + ((st.lines - head.line_mean) / head.line_std) @ P["v"]
+                    z = heads.logits((torch.tensor(it["input"].features) - fm) / fs, t_,
+                                     ((st.item - head.state_mean) / head.state_std)[None], (st.lines - head.line_mean) / head.line_std,
+                                     P["a"], P["a0"], P["b"], P["W"], P["v"])
                     y = torch.tensor([float(t in it["gold"]) for t in tags])
                     loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(z, y, reduction="sum")
                     count += len(tags)
                 # The head's own objective: mean loss per pair plus its L2 (as ``heads.fit`` scales it).
-                reg = (heads.BIAS_L2 * (P["b"] ** 2).sum() + chosen["state_l2"] * (P["W"] ** 2).sum()
-                       + chosen["line_l2"] * (P["v"] ** 2).sum()) * 100 / pairs
-                (loss / count + reg).backward()
+                (loss / count + heads.penalty(P["b"], P["W"], P["v"], chosen["state_l2"], chosen["line_l2"], pairs)).backward()
                 opt.step()
             with torch.no_grad():
                 head.a, head.a0 = P["a"].tolist(), float(P["a0"])

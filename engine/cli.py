@@ -72,7 +72,7 @@ def _add_engine_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="Hugging Face id, local folder or .gguf file (default: embedded SmolLM2-135M)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto",
-                   help="model weights: auto = bfloat16 on GPU, float32 on CPU; bfloat16 on CPU is ~1.5x faster where the CPU has AVX-512 BF16")
+                   help="model weights: auto = bfloat16 on a GPU and on a CPU with native bfloat16 (AVX-512 BF16, AMX; ~1.7x faster there), else float32")
     p.add_argument("--rules", default=None, metavar="DIR", help="rule pack folder (default: the built-in pack)")
     p.add_argument("--excerpt-tokens", type=int, default=None, help="README tokens shown to the model (default: what the adapter was trained with, else 256)")
     p.add_argument("--batch-size", type=int, default=None, help="items per model batch (default: 64 on GPU, 8 on CPU)")

@@ -78,8 +78,8 @@ def cpu_has_bf16() -> bool:
 
 def _pick_device(device: str | None, dtype: str | None = None) -> tuple[str, Any]:
     """The device, and the dtype: ``auto`` is bfloat16 on a GPU and on a CPU with native
-    bfloat16 (``cpu_has_bf16``), else float32. On dev the decision head's answers are the
-    same in both (see README, "CPU decoding with the decision head")."""
+    bfloat16 (``cpu_has_bf16``), else float32. On dev the default head's answers differ
+    in two items between them (see README, "CPU decoding with the decision head")."""
     import torch
 
     if device is None:

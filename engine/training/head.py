@@ -136,10 +136,8 @@ def _fit(items: Sequence[HeadItem], tags: list[str], kind: str, state_l2: float,
 
     def closure() -> Any:
         opt.zero_grad()
-        z = Fn @ a + a0 + b[T_] + (W[T_] * Hn).sum(-1) + Ln @ v
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(z, Y_)
-        # L2 scaled by 100 / rows: the strengths in the grid mean the same for any data size.
-        loss = loss + (BIAS_L2 * (b ** 2).sum() + state_l2 * (W ** 2).sum() + (line_l2 or 0.0) * (v ** 2).sum()) * 100 / n
+        z = logits(Fn, T_, Hn, Ln, a, a0, b, W, v)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(z, Y_) + penalty(b, W, v, state_l2, line_l2, n)
         loss.backward()
         return loss
 
@@ -152,6 +150,18 @@ def _fit(items: Sequence[HeadItem], tags: list[str], kind: str, state_l2: float,
                         settings={"state_l2": state_l2, "line_l2": line_l2 if lines else None, "bias_l2": BIAS_L2, "iterations": iterations},
                         v=v.detach().to(f32) if lines else None, line_mean=lm_.to(f32) if lines else None,
                         line_std=ls.to(f32) if lines else None, line_layer=layer if lines else None)
+
+
+def logits(F: Any, T: Any, H: Any, L: Any, a: Any, a0: Any, b: Any, W: Any, v: Any) -> Any:
+    """The head's scores ``a.f + a0 + b[t] + W[t].h + v.g(t)`` for rows of standardised
+    evidence ``F``, tag indices ``T``, item states ``H`` and tag-name states ``L``."""
+    return F @ a + a0 + b[T] + (W[T] * H).sum(-1) + L @ v
+
+
+def penalty(b: Any, W: Any, v: Any, state_l2: float, line_l2: float | None, rows: int) -> Any:
+    """The fit's L2 on the per-tag biases and weights and the name-state weights, scaled
+    by 100 / rows: the strengths in the grid mean the same for any data size."""
+    return (BIAS_L2 * (b ** 2).sum() + state_l2 * (W ** 2).sum() + (line_l2 or 0.0) * (v ** 2).sum()) * 100 / rows
 
 
 def answers(head: DecisionHead, items: Sequence[HeadItem], max_tags: int, thresholds: Sequence[float]) -> dict[float, list[list[str]]]:
