@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -62,6 +63,43 @@ def _has_lora(card: dict[str, Any]) -> bool:
     """A card without a head is a LoRA adapter's; one with a head has LoRA weights too
     only when it says so (its ``lora`` entry)."""
     return card.get("head") is None or bool(card.get("lora"))
+
+
+def _minor(version: str) -> tuple[str, ...]:
+    return tuple(version.split("+")[0].split(".")[:2])
+
+
+def version_drift(card: dict[str, Any]) -> list[str]:
+    """Libraries whose major.minor version differs from the one the adapter was trained
+    with (its card's ``training.versions``): a model library upgrade may move the states
+    a head reads, and so its answers. Patch releases are not reported."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    recorded = (card.get("training") or {}).get("versions") or {}
+    out = []
+    for lib in ("torch", "transformers"):
+        want = recorded.get(lib)
+        if not want:
+            continue
+        try:
+            have = version(lib)
+        except PackageNotFoundError:
+            continue
+        if _minor(have) != _minor(str(want)):
+            out.append(f"{lib} {have} (trained with {want})")
+    return out
+
+
+_WARNED: set[str] = set()
+
+
+def warn_drift(info: AdapterInfo) -> None:
+    """One stderr line, once per adapter and process, when ``version_drift`` finds any."""
+    drift = version_drift(info.card)
+    if drift and str(info.path) not in _WARNED:
+        _WARNED.add(str(info.path))
+        print(f"tagsmith: warning: adapter {info.name!r} was trained under other library versions: {'; '.join(drift)}; "
+              "answers may differ from its card's (pip install -c constraints.txt, or retrain)", file=sys.stderr)
 
 
 def read_adapter(path: str | Path) -> AdapterInfo:
@@ -140,6 +178,7 @@ def attach(model: Any, info: AdapterInfo, base_name: str, explicit: bool = True)
     if info.base_model != base_name:
         raise TagsmithError(E_ADAPTER, f"adapter {info.name!r} was trained for base model {info.base_model!r}, "
                             f"not {base_name!r}", file=str(info.path / CARD), field="base_model")
+    warn_drift(info)
     head = None
     if info.card.get("head") is not None:
         try:

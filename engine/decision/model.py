@@ -65,30 +65,66 @@ def embedded_gguf() -> Path:
 DTYPES = ("auto", "float32", "bfloat16")
 
 
+#: CPU flags that mean native bfloat16 arithmetic (AVX-512 BF16 on AMD EPYC and Intel
+#: Xeon; AMX on Intel Sapphire Rapids and later).
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+#: Environment variable that sets what ``--dtype auto`` means (float32 or bfloat16),
+#: e.g. to run the whole test suite as a CPU without native bfloat16 would.
+DTYPE_ENV = "TAGSMITH_DTYPE"
+
+
 @lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as /proc/cpuinfo lists them (empty where it is absent)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return frozenset()
+    line = next((ln for ln in text.splitlines() if ln.startswith(("flags", "Features"))), "")
+    return frozenset(line.partition(":")[2].split())
+
+
 def cpu_has_bf16() -> bool:
     """Whether this CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX): there a
     bfloat16 forward pass is ~1.9x faster than float32; elsewhere it is emulated and slower."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return False
-    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+    return any(f in cpu_flags() for f in BF16_FLAGS)
+
+
+def cpu_path() -> str:
+    """The CPU's bfloat16 kernels in one word, for test output and bug reports: ``amx``,
+    ``avx512_bf16`` or ``none`` (bfloat16 emulated)."""
+    flags = cpu_flags()
+    return "amx" if "amx_bf16" in flags else "avx512_bf16" if "avx512_bf16" in flags else "none"
+
+
+def choose_dtype(device: str, dtype: str | None = None) -> tuple[str, str]:
+    """The dtype for ``device`` and why, in words. ``auto`` (or None) is ``$TAGSMITH_DTYPE``
+    when set, else bfloat16 on a GPU and on a CPU with native bfloat16, else float32
+    (emulated bfloat16 is slower). The default head was trained on states of both dtypes,
+    so its answers agree between them (README, "Same answers on any machine")."""
+    if dtype not in (None, *DTYPES):
+        raise TagsmithError(E_MODEL, f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if dtype not in (None, "auto"):
+        return dtype, "asked for (--dtype)"
+    env = os.environ.get(DTYPE_ENV, "").strip()
+    if env:
+        if env not in ("float32", "bfloat16"):
+            raise TagsmithError(E_MODEL, f"${DTYPE_ENV} must be float32 or bfloat16, got {env!r}")
+        return env, f"${DTYPE_ENV}={env}"
+    if device.startswith("cuda"):
+        return "bfloat16", "auto: a GPU"
+    if cpu_has_bf16():
+        return "bfloat16", f"auto: the CPU has native bfloat16 ({cpu_path()})"
+    return "float32", "auto: the CPU has no native bfloat16 (it would be emulated, slower)"
 
 
 def _pick_device(device: str | None, dtype: str | None = None) -> tuple[str, Any]:
-    """The device, and the dtype: ``auto`` is bfloat16 on a GPU and on a CPU with native
-    bfloat16 (``cpu_has_bf16``), else float32. On dev the default head's answers differ
-    in two items between them (see README, "CPU decoding with the decision head")."""
+    """The device (cuda when available), and the torch dtype ``choose_dtype`` names."""
     import torch
 
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if dtype not in (None, *DTYPES):
-        raise TagsmithError(E_MODEL, f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    if dtype in (None, "auto"):
-        return device, torch.bfloat16 if device.startswith("cuda") or cpu_has_bf16() else torch.float32
-    return device, getattr(torch, dtype)
+    return device, getattr(torch, choose_dtype(device, dtype)[0])
 
 
 MANIFEST = "tagsmith-manifest.json"
