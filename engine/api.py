@@ -100,6 +100,7 @@ class Tagger:
         policy_overrides: dict[str, Any] | None = None,
         analyze_chars: int = ANALYZE_CHARS,
         dtype: str | None = None,
+        constraint: str = "direct",
     ) -> None:
         if mode not in MODES:
             raise TagsmithError(E_OPTION, f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -117,6 +118,11 @@ class Tagger:
         self.model_spec = model
         self.device = device
         self.dtype = dtype
+        from engine.decision.compiler import ENGINES
+
+        if constraint not in ENGINES:
+            raise TagsmithError(E_OPTION, f"constraint must be one of {', '.join(ENGINES)}, got {constraint!r}")
+        self.constraint = constraint
         self.excerpt_tokens = excerpt_tokens
         self._batch_size = batch_size
         self._lm = lm
@@ -200,7 +206,7 @@ class Tagger:
         if self._compiler is None:
             from engine.decision.compiler import ConstraintCompiler
 
-            self._compiler = ConstraintCompiler(self.lm.model, self.lm.tokenizer)
+            self._compiler = ConstraintCompiler(self.lm.model, self.lm.tokenizer, engine=self.constraint)
         return self._compiler
 
     def forget(self, taxonomy: Taxonomy) -> None:

@@ -57,7 +57,8 @@ def _tagger_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     adapter = None if args.no_adapter else (args.adapter or "default")
     overrides = {k: v for k, v in (("shortlist", args.shortlist), ("prior_weight", args.prior_weight), ("count", args.count)) if v is not None}
     return dict(pack=args.rules, mode=mode, model=args.model, device=args.device, excerpt_tokens=args.excerpt_tokens, batch_size=args.batch_size,
-                overlap=args.overlap, adapter=adapter, policy_overrides=overrides, analyze_chars=args.analyze_chars, dtype=args.dtype)
+                overlap=args.overlap, adapter=adapter, policy_overrides=overrides, analyze_chars=args.analyze_chars, dtype=args.dtype,
+                constraint=args.constraint)
 
 
 def _tagger(args: argparse.Namespace) -> Any:
@@ -74,6 +75,8 @@ def _add_engine_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto",
                    help="model weights: auto = bfloat16 on a GPU and on a CPU with native bfloat16 (AVX-512 BF16, AMX; ~1.7x faster there), else float32")
     p.add_argument("--rules", default=None, metavar="DIR", help="rule pack folder (default: the built-in pack)")
+    p.add_argument("--constraint", choices=("direct", "outlines"), default="direct",
+                   help="answer constraint engine: the direct index (default, 250-850x faster to compile) or Outlines' regex index; same answers")
     p.add_argument("--excerpt-tokens", type=int, default=None, help="README tokens shown to the model (default: what the adapter was trained with, else 256)")
     p.add_argument("--batch-size", type=int, default=None, help="items per model batch (default: 64 on GPU, 8 on CPU)")
     p.add_argument("--overlap", type=int, default=None, help="batches decoded at once, one thread each (default: 2 on GPU, 1 on CPU)")
@@ -235,7 +238,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         card = train_head(args.gold, args.taxonomy, args.output, model=args.model, device=args.device, rules=args.rules,
                           folds=5 if args.folds is None else args.folds, seed=args.seed, shortlist=args.shortlist,
                           kind=args.head, fraction=args.fraction, progress=progress, log=log, command=command,
-                          excerpt_tokens=args.excerpt_tokens, dtype=args.dtype)
+                          excerpt_tokens=args.excerpt_tokens, dtype=args.dtype, ablations=args.ablations)
     else:
         if args.epochs < 1 or args.layers < 1 or args.rank < 1:
             raise TagsmithError(E_OPTION, "--epochs, --layers and --rank must be positive")
@@ -320,6 +323,21 @@ def cmd_rules(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if failures else EXIT_OK
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from engine.doctor import main as doctor
+
+    return doctor(args.device, args.dtype, args.adapter, args.rules, args.json)
+
+
+def cmd_grammar(args: argparse.Namespace) -> int:
+    from engine.api import as_taxonomy
+    from engine.grammar import render
+    from engine.request.parser import parse_max_tags
+
+    print(render(as_taxonomy(args.taxonomy), parse_max_tags(args.max_tags, "--max-tags"), args.format))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tagsmith", description="Tag software projects: rules + constrained LLM.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -368,7 +386,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     tr.add_argument("--rules", default=None, metavar="DIR", help="rule pack folder (default: the built-in pack)")
     tr.add_argument("--excerpt-tokens", type=int, default=None, help="README tokens in a head's prompts (default 128; --lora: 256)")
-    tr.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto", help="weights' dtype while reading the states (auto: as tagging uses)")
+    tr.add_argument("--dtype", choices=("both", *DTYPE_CHOICES), default="both",
+                    help="dtype(s) the model's states are read in: both (default: bfloat16 and float32, fitted with a consistency "
+                         "term so answers agree across machines), or one")
+    tr.add_argument("--ablations", action="store_true", help="also cross-validate the head on evidence only and on states only")
     tr.add_argument("--head", choices=("all", "rules", "model"), default="all",
                     help="what the decision head reads: evidence and model states (default), evidence only, or states only")
     tr.add_argument("--lora", action="store_true", help="fine-tune LoRA weights instead of a decision head (slow on CPU)")
@@ -401,6 +422,16 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--input", default=None, help="the batch input JSONL, for README texts and highlights")
     rp.add_argument("--format", choices=["html", "md"], default="html")
     rp.add_argument("-o", "--output", default="report.html")
+    dr = sub.add_parser("doctor", help="versions, device, dtype and why, model, adapter and cache state (exit 1: not sound)")
+    dr.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    dr.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto")
+    dr.add_argument("--adapter", default=None, metavar="DIR", help="adapter to check (default: the shipped one)")
+    dr.add_argument("--rules", default=None, metavar="DIR", help="rule pack to check (default: the built-in pack)")
+    dr.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    gr = sub.add_parser("grammar", help="the answer language for a tag list and N, as a regex or a JSON Schema")
+    gr.add_argument("--taxonomy", required=True, metavar="TAX.json")
+    gr.add_argument("--max-tags", default="3", help="at most N tags (default 3)")
+    gr.add_argument("--format", choices=("regex", "json-schema"), default="regex")
     r = sub.add_parser("rules", help="rule-pack tools")
     rs = r.add_subparsers(dest="rules_cmd", required=True)
     for name, help_ in (("check", "validate a pack"), ("test", "run each rule's examples")):
@@ -423,7 +454,8 @@ def main(argv: list[str] | None = None) -> int:
         # batch job reports (E105), instead of the signal killing the process.
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     args = build_parser().parse_args(argv)
-    handler = {"tag": cmd_tag, "explain": cmd_explain, "batch": cmd_batch, "eval": cmd_eval, "train": cmd_train, "serve": cmd_serve, "report": cmd_report, "rules": cmd_rules}[args.cmd]
+    handler = {"tag": cmd_tag, "explain": cmd_explain, "batch": cmd_batch, "eval": cmd_eval, "train": cmd_train, "serve": cmd_serve, "report": cmd_report, "rules": cmd_rules,
+               "doctor": cmd_doctor, "grammar": cmd_grammar}[args.cmd]
     try:
         return handler(args)
     except TagsmithError as exc:

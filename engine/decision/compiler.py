@@ -3,8 +3,10 @@
 The tokenizer's token strings (as Outlines reads them), sorted, are built once
 per compiler; a tag list's index is then a trie over its names, built in one pass
 (``answer_index``), so compiling does not grow with the vocabulary times the list.
-``engine="outlines"`` compiles Outlines' own regex index instead: the reference the
-property tests hold the direct index to.
+``engine="outlines"`` compiles Outlines' own regex index instead (``--constraint
+outlines``): the reference the property tests hold the direct index to. Both give the
+same allowed tokens in every state, so the same answers; the direct index compiles
+250-850x faster (README, "Constraint compile").
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 
 from engine.decision.answer_index import TokenTable
 from engine.decision.constraint import TagConstraint
+from engine.errors import E_OPTION, TagsmithError
 from engine.taxonomy import Taxonomy
 
 SPIECE_UNDERLINE = "\u2581"
@@ -30,10 +33,14 @@ def token_strings(tokenizer: Any) -> list[str]:
     return strings
 
 
+#: The constraint engines a user may choose: the direct index (default) and Outlines'.
+ENGINES = ("direct", "outlines")
+
+
 class ConstraintCompiler:
-    def __init__(self, model: Any, tokenizer: Any, engine: str = "trie") -> None:
-        if engine not in ("trie", "outlines"):
-            raise ValueError(f"engine must be 'trie' or 'outlines', got {engine!r}")
+    def __init__(self, model: Any, tokenizer: Any, engine: str = "direct") -> None:
+        if engine not in ENGINES:
+            raise TagsmithError(E_OPTION, f"constraint must be one of {', '.join(ENGINES)}, got {engine!r}")
         self.engine = engine
         self.model = model
         self.tokenizer = tokenizer
@@ -63,7 +70,7 @@ class ConstraintCompiler:
         key = (taxonomy.fingerprint(), max_tags)
         c = self._cache.get(key)
         if c is None:
-            index = self.tokens if self.engine == "trie" else self.vocabulary
+            index = self.tokens if self.engine == "direct" else self.vocabulary
             c = TagConstraint(taxonomy, max_tags, index, self.token_strings, self.eos_id)
             self._cache[key] = c
         return c

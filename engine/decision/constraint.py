@@ -97,7 +97,8 @@ def _parse_cached(text: str) -> ArrayText:
 
 
 class TagConstraint:
-    """Valid answers for one taxonomy and N, compiled once with Outlines."""
+    """Valid answers for one taxonomy and N, compiled once: the direct index (default)
+    or Outlines' regex index (``--constraint outlines``)."""
 
     def __init__(self, taxonomy: Taxonomy, max_tags: int, vocabulary: Any, token_strings: list[str], eos_id: int) -> None:
         """``vocabulary``: a ``TokenTable`` (the direct index) or an Outlines vocabulary

@@ -34,7 +34,7 @@ for _attr in ("tags", "tag_explanation"):
         Doc.set_extension(_attr, default=None)
 
 DEFAULT_CONFIG: dict[str, Any] = {"taxonomy": None, "mode": "hybrid", "max_tags": 3, "rules": None, "model": None,
-                                  "adapter": "default", "batch_size": None, "dtype": None}
+                                  "adapter": "default", "batch_size": None, "dtype": None, "constraint": "direct"}
 
 
 def cats_of(result: TagResult, taxonomy: Taxonomy) -> dict[str, float]:
@@ -61,10 +61,11 @@ class TagsmithComponent:
     """The pipeline component: tags each doc's text (the README) with the configured list."""
 
     def __init__(self, nlp: Language, name: str, taxonomy: Any, mode: str, max_tags: int, rules: str | None, model: str | None,
-                 adapter: str | None, batch_size: int | None, dtype: str | None = None) -> None:
+                 adapter: str | None, batch_size: int | None, dtype: str | None = None,
+                 constraint: str = "direct") -> None:
         self.name = name
         self.cfg: dict[str, Any] = {"taxonomy": taxonomy, "mode": mode, "max_tags": max_tags, "rules": rules, "model": model,
-                                    "adapter": adapter, "batch_size": batch_size, "dtype": dtype}
+                                    "adapter": adapter, "batch_size": batch_size, "dtype": dtype, "constraint": constraint}
         self._tagger: Tagger | None = None
         self._taxonomy: Taxonomy | None = None
 
@@ -86,7 +87,7 @@ class TagsmithComponent:
         if self._tagger is None:
             c = self.cfg
             self._tagger = Tagger(c["rules"], mode=c["mode"], model=c["model"], adapter=c["adapter"], batch_size=c["batch_size"],
-                                  dtype=c.get("dtype"))
+                                  dtype=c.get("dtype"), constraint=c.get("constraint") or "direct")
         return self._tagger
 
     def use_tagger(self, tagger: Tagger) -> None:
@@ -143,5 +144,6 @@ class TagsmithComponent:
 
 @Language.factory("tagsmith", default_config=DEFAULT_CONFIG)
 def make_tagsmith(nlp: Language, name: str, taxonomy: Any, mode: str, max_tags: int, rules: str | None, model: str | None,
-                  adapter: str | None, batch_size: int | None, dtype: str | None) -> TagsmithComponent:
-    return TagsmithComponent(nlp, name, taxonomy, mode, max_tags, rules, model, adapter, batch_size, dtype)
+                  adapter: str | None, batch_size: int | None, dtype: str | None,
+                  constraint: str = "direct") -> TagsmithComponent:
+    return TagsmithComponent(nlp, name, taxonomy, mode, max_tags, rules, model, adapter, batch_size, dtype, constraint)
