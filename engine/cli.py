@@ -238,7 +238,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         card = train_head(args.gold, args.taxonomy, args.output, model=args.model, device=args.device, rules=args.rules,
                           folds=5 if args.folds is None else args.folds, seed=args.seed, shortlist=args.shortlist,
                           kind=args.head, fraction=args.fraction, progress=progress, log=log, command=command,
-                          excerpt_tokens=args.excerpt_tokens, dtype=args.dtype, ablations=args.ablations)
+                          excerpt_tokens=args.excerpt_tokens, dtype=args.dtype, ablations=args.ablations,
+                          learn_rules=args.learn_rules)
     else:
         if args.epochs < 1 or args.layers < 1 or args.rank < 1:
             raise TagsmithError(E_OPTION, "--epochs, --layers and --rank must be positive")
@@ -300,6 +301,8 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
         print(json.dumps(RulePackFile.model_json_schema(), indent=2))
         return EXIT_OK
+    if args.rules_cmd == "learn":
+        return _rules_learn(args)
     pack = load_pack(args.dir)
     if args.rules_cmd == "analyze":
         from engine.api import as_taxonomy
@@ -335,6 +338,29 @@ def cmd_grammar(args: argparse.Namespace) -> int:
     from engine.request.parser import parse_max_tags
 
     print(render(as_taxonomy(args.taxonomy), parse_max_tags(args.max_tags, "--max-tags"), args.format))
+    return EXIT_OK
+
+
+def _rules_learn(args: argparse.Namespace) -> int:
+    from engine.api import as_taxonomy
+    from engine.mining import learn_rows, write
+    from engine.rules import load_pack
+    from engine.training.examples import gold_tags
+
+    out = Path(args.output)
+    if out.exists() and any(out.iterdir()):
+        raise TagsmithError(E_OPTION, "output folder exists and is not empty", file=str(out))
+    if not Path(args.gold).is_file():
+        raise TagsmithError(E_INPUT, "gold file not found", file=args.gold)
+    tax = as_taxonomy(args.taxonomy)
+    rows = load_jsonl(args.gold)
+    golds = [gold_tags(r, tax, f"{args.gold}: record {r.get('id')!r}") for r in rows]
+    learned = learn_rows(rows, golds, tax, progress=sys.stderr.isatty())
+    path = write(learned, out, os.path.basename(args.gold), extends=args.extends, examples=args.examples)
+    pack = load_pack(out)  # what was written loads with the ordinary loader
+    terms = sum(len(r.terms) for r in learned.rules)
+    print(f"learned {terms} terms for {sum(1 for r in learned.rules if r.terms)} of {len(tax)} tags from {len(rows)} READMEs: "
+          f"{path} ({len(pack)} tag rules{', on top of ' + args.extends if args.extends else ''})", file=sys.stderr)
     return EXIT_OK
 
 
@@ -390,6 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="dtype(s) the model's states are read in: both (default: bfloat16 and float32, fitted with a consistency "
                          "term so answers agree across machines), or one")
     tr.add_argument("--ablations", action="store_true", help="also cross-validate the head on evidence only and on states only")
+    tr.add_argument("--learn-rules", choices=("auto", "yes", "no"), default="auto",
+                    help="learn a rule pack from the labels (cross-fitted) and train the head on its evidence; auto (default): "
+                         "when the rule pack has rules for under half of the list's tags")
     tr.add_argument("--head", choices=("all", "rules", "model"), default="all",
                     help="what the decision head reads: evidence and model states (default), evidence only, or states only")
     tr.add_argument("--lora", action="store_true", help="fine-tune LoRA weights instead of a decision head (slow on CPU)")
@@ -438,6 +467,13 @@ def build_parser() -> argparse.ArgumentParser:
         x = rs.add_parser(name, help=help_)
         x.add_argument("dir", nargs="?", default=None)
     rs.add_parser("schema", help="print the JSON Schema of a rule-pack file")
+    le = rs.add_parser("learn", help="learn a rule pack from labelled READMEs (terms with their support and precision)")
+    le.add_argument("gold", help="labelled JSONL (id, text, tags)")
+    le.add_argument("--taxonomy", required=True, metavar="TAX.json")
+    le.add_argument("-o", "--output", required=True, metavar="PACK_DIR", help="new folder for the pack (learned.yaml)")
+    le.add_argument("--extends", default=None, metavar="PACK", help="write the pack as an extension of this one (default: the built-in pack)")
+    le.add_argument("--examples", choices=("texts", "written"), default="texts",
+                    help="rule examples: a line of one of the tag's READMEs (default), or a sentence made from the term")
     an = rs.add_parser("analyze", help="per-tag and per-term coverage and precision on a gold file")
     an.add_argument("gold", help="gold JSONL with id, text, tags")
     an.add_argument("dir", nargs="?", default=None)

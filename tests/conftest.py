@@ -30,10 +30,25 @@ def taxonomy():
 
 
 @pytest.fixture(scope="session")
-def real_lm():
-    from engine.decision.model import load_model
+def lm_in():
+    """The real model (with the shipped adapter) in a given dtype, loaded once per session
+    and dtype: ``lm_in("float32")``; ``lm_in(None)`` is this machine's default."""
+    from engine.decision.model import choose_dtype, load_model
 
-    return load_model(None, "cpu")
+    loaded = {}
+
+    def get(dtype=None):
+        key = choose_dtype("cpu", dtype)[0]
+        if key not in loaded:
+            loaded[key] = load_model(None, "cpu", dtype=key)
+        return loaded[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def real_lm(lm_in):
+    return lm_in(None)
 
 
 @pytest.fixture(scope="session")

@@ -125,7 +125,7 @@ def test_shipped_adapter_decides_by_default(real_lm, taxonomy):
     assert Tagger(mode="hybrid", lm=real_lm, policy_overrides={"prior_weight": 0.0}).policy_for(taxonomy).prior_weight == 0.0
 
 
-def test_dtype_option(real_lm):
+def test_dtype_option(real_lm, lm_in):
     """--dtype: the model and its adapter in the other dtype than this machine's default
     (bfloat16 where the CPU has it natively, else float32), answers valid, deterministic
     and the same as the default's, and the explanation names a CPU bfloat16 run."""
@@ -135,7 +135,7 @@ def test_dtype_option(real_lm):
     from engine.errors import TagsmithError
 
     other = "float32" if real_lm.dtype == "bfloat16" else "bfloat16"
-    lm = load_model(None, "cpu", dtype=other)
+    lm = lm_in(other)
     assert {p.dtype for p in lm.model.parameters()} == {getattr(torch, other)} and lm.adapter is not None
     # bfloat16 weights are the float32 ones cast (a copy cached once), and the rotary
     # frequencies stay float32 in both: the states differ only by the weights' rounding.

@@ -240,6 +240,35 @@ def test_head_reads_the_state_and_its_fit_is_deterministic():
     assert again.W.equal(head.W) and again.b.equal(head.b) and again.a == head.a  # no sampling: same data, same head
 
 
+def test_consistency_term_makes_twin_readings_score_alike():
+    """Twins: the same items read with kernel noise in some state directions. The
+    consistency term teaches the head to ignore those directions: its scores of the two
+    readings move closer than a head fitted on both without it."""
+    import torch
+
+    from engine.decision.head import ItemStates
+    from engine.training.head import HeadItem, fit
+
+    tags, items = _synthetic_items(d=16)
+    g = torch.Generator().manual_seed(1)
+    twins = []
+    for it in items:
+        noise = torch.zeros(16)
+        noise[4:] = 0.5 * torch.randn(12, generator=g)
+        twins.append(HeadItem(it.id, it.input, ItemStates(it.state.item + noise), it.gold, it.rules_pick))
+
+    def gap(head):
+        return sum(abs(a.prob - b.prob) for x, y in zip(items, twins)
+                   for a, b in zip(sorted(head.score(x.state, x.input), key=lambda s: s.tag),
+                                   sorted(head.score(y.state, y.input), key=lambda s: s.tag))) / len(items)
+
+    loose = fit(items, tags, "all", state_l2=0.01, twins=twins, consistency=0.0)
+    tight = fit(items, tags, "all", state_l2=0.01, twins=twins, consistency=10.0)
+    assert gap(tight) < 0.5 * gap(loose)
+    with pytest.raises(ValueError):
+        fit(items, tags, twins=twins[::-1])  # twins must be the same items, in order
+
+
 def test_head_adapter_trains_decides_and_is_refused_elsewhere(tiny_dir, tmp_path):
     from engine.decision.adapter import read_adapter
     from engine.decision.head import TagScore
@@ -247,8 +276,11 @@ def test_head_adapter_trains_decides_and_is_refused_elsewhere(tiny_dir, tmp_path
     from engine.training.job import train_head
 
     out = tmp_path / "head"
-    card = train_head(MINI, MINI_TAX, out, model=str(tiny_dir), device="cpu", folds=2, shortlist=5, log=lambda m: None)
+    card = train_head(MINI, MINI_TAX, out, model=str(tiny_dir), device="cpu", folds=2, shortlist=5, log=lambda m: None, ablations=True)
     assert {p.name for p in out.iterdir()} == {"card.json", "README.md", "head.safetensors"}
+    # States read in both dtypes, fitted together; each row says how often they agree.
+    assert card["training"]["dtypes"] == ["bfloat16", "float32"] and card["head"]["settings"]["consistency"] > 0
+    assert all(0 <= r["agreement"] <= 1 and len(r["micro_f1_by_dtype"]) == 2 for r in card["cross_validation"]["policies"][1:])
     assert card["policy"]["decider"] == "head" and card["head"]["state_dim"] == 32
     kinds = {r["kind"] for r in card["cross_validation"]["policies"]}
     assert kinds == {"rules only", "all", "rules", "model"} and card["cross_validation"]["chosen"]["kind"] == "all"

@@ -4,10 +4,11 @@ An adapter folder (written by ``tagsmith train``) holds a decision head
 (``head.safetensors``: see ``engine/decision/head.py``) and/or peft LoRA weights for the
 top layers of one base model, and ``card.json``: the base model, the taxonomy it learned
 (names and fingerprint), the decision policy chosen for it by cross-validation, and
-its scores. The card is checked before any weight is read, so a mismatch is a clear
-``E401`` rather than a shape error deep inside peft. Attaching changes what the model
-prefers, never what it can say: the Outlines constraint and no-repeat mask still
-decide which tokens exist.
+its scores, and, when the head was trained on a rule pack learned from the labels, that
+pack (``rules/``, used for the lists the adapter covers: ``adapter_pack``). The card is
+checked before any weight is read, so a mismatch is a clear ``E401`` rather than a
+shape error deep inside peft. Attaching changes what the model prefers, never what it
+can say: the answer constraint and no-repeat mask still decide which tokens exist.
 """
 from __future__ import annotations
 
@@ -100,6 +101,24 @@ def warn_drift(info: AdapterInfo) -> None:
         _WARNED.add(str(info.path))
         print(f"tagsmith: warning: adapter {info.name!r} was trained under other library versions: {'; '.join(drift)}; "
               "answers may differ from its card's (pip install -c constraints.txt, or retrain)", file=sys.stderr)
+
+
+def adapter_pack(spec: str | Path, model: str | None, taxonomy: Any) -> Any:
+    """The rule pack an adapter learned with its head (its card's ``rules.pack`` folder),
+    when the adapter covers ``taxonomy``; None otherwise. ``spec`` as ``load_model``
+    takes it: ``"default"`` is the shipped adapter of the embedded model."""
+    from engine.decision.model import DEFAULT_MODEL
+    from engine.rules import load_pack
+
+    if spec == "default":
+        if (model or DEFAULT_MODEL) != DEFAULT_MODEL or not DEFAULT_ADAPTER.is_dir():
+            return None
+        spec = DEFAULT_ADAPTER
+    info = read_adapter(spec)
+    folder = (info.card.get("rules") or {}).get("pack")
+    if not folder or not (taxonomy.fingerprint() == info.taxonomy_fingerprint or info.covers(taxonomy.names)):
+        return None
+    return load_pack(info.path / folder)
 
 
 def read_adapter(path: str | Path) -> AdapterInfo:

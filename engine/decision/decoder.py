@@ -3,8 +3,11 @@
 Outlines' own generator pays Python and generate() overhead per token and per
 sequence; here one forward pass per step serves the whole batch, prompts are
 prefilled once with only the last position's logits computed, and the per-row mask
-comes from the compiled Outlines index (``outlines_core.Guide``) narrowed by
-``TagConstraint.kept_tokens``; one batched gather / argmax picks for every row.
+comes from the compiled answer index (the direct index by default, Outlines'
+``outlines_core.Guide`` with ``--constraint outlines``) narrowed by
+``TagConstraint.kept_tokens``; one batched gather / argmax picks for every row. When a
+decision head decides, no model step is taken: its answer is written through the same
+constraint (``_write``).
 Greedy decoding makes the answer a function of the input bytes and the model: the
 same input gives the same bytes.
 """

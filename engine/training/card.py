@@ -68,6 +68,11 @@ def render_card(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _dtypes(tr: dict[str, Any]) -> str:
+    dts = tr.get("dtypes") or ([tr["dtype"]] if tr.get("dtype") else [])
+    return f" in {' and '.join(dts)}" if dts else ""
+
+
 _KIND_LABEL = {"rules only": "rules only (no training)", "rules": "head on evidence only (no model states)",
                "model": "head on model states only (the model alone in the shortlist)", "all": "head on evidence + model states"}
 
@@ -92,9 +97,10 @@ def render_head_card(card: dict[str, Any]) -> str:
         f"| data | `{data['file']}`: {data['items']} items, sha256 `{data['sha256']}`"
         + (f", {data['fraction']:.0%} of the file" if data.get("fraction", 1) < 1 else "") + " |",
         f"| head | {head['kind']}: {len(head['features'])} evidence features, state width {head['state_dim']}, "
-        f"state L2 {st.get('state_l2')}, name-state L2 {st.get('line_l2')}, bias L2 {st.get('bias_l2')}, count threshold {head['threshold']} |",
+        f"state L2 {st.get('state_l2')}, name-state L2 {st.get('line_l2')}, bias L2 {st.get('bias_l2')}, count threshold {head['threshold']}"
+        + (f", dtype consistency {st['consistency']}" if st.get("consistency") else "") + " |",
         f"| prompt | {card['prompt']['excerpt_tokens']}-token README excerpt, the rules' top-{card['policy']['shortlist']} shortlist |",
-        f"| training | {tr['seconds']:.0f} s on {tr['device']}" + (f" in {tr['dtype']}" if tr.get("dtype") else "")
+        f"| training | {tr['seconds']:.0f} s on {tr['device']}" + _dtypes(tr)
         + f" ({tr['states_seconds']:.0f} s of model states), peak RSS {tr['peak_rss_mb']:.0f} MiB |",
         "",
     ]
@@ -113,5 +119,11 @@ def render_head_card(card: dict[str, Any]) -> str:
             mark = " **(chosen)**" if is_chosen(r, cv) else ""
             lines.append(f"| {_KIND_LABEL.get(k, k)}{mark} | {r.get('state_l2', '–')} | {r.get('line_l2') or '–'} | {r.get('threshold', '–')} | {_scores(r)}")
         lines.append("")
+        chosen = chosen_row(card)
+        if chosen and "agreement" in chosen:
+            dts = " / ".join(tr.get("dtypes") or [])
+            f1s = " / ".join(f"{x:.3f}" for x in chosen["micro_f1_by_dtype"])
+            lines += [f"Scores are the mean over the states read in {dts} (micro-F1 {f1s}); out-of-fold answers are "
+                      f"identical between them for {chosen['agreement']:.1%} of items.", ""]
     lines += ["Reproduce: `" + card["command"] + "`", ""]
     return "\n".join(lines)

@@ -129,7 +129,7 @@ def _open_job(gold: str | Path, taxonomy: Any, out: str | Path, fraction: float,
 
 def _card_common(out: Path, base_name: str, tax: Any, gold: str | Path, rows: list[dict[str, Any]], tagger: Tagger,
                  excerpt_tokens: int, max_tags: int, fraction: float) -> dict[str, Any]:
-    from engine.training.examples import data_hash
+    from engine.io.records import data_hash
 
     return {
         "name": out.name,
@@ -143,14 +143,25 @@ def _card_common(out: Path, base_name: str, tax: Any, gold: str | Path, rows: li
 def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str | None = None, device: str | None = None,
                rules: str | None = None, folds: int = 5, seed: int = 0, shortlist: int = SHORTLIST, kind: str = "all",
                max_tags: int = 3, excerpt_tokens: int | None = None, fraction: float = 1.0, progress: bool = False,
-               log: Callable[[str], None] | None = None, command: str = "", dtype: str | None = None) -> dict[str, Any]:
+               log: Callable[[str], None] | None = None, command: str = "", dtype: str | None = "both",
+               ablations: bool = False, learn_rules: str = "auto") -> dict[str, Any]:
     """Train a decision head on ``gold`` (JSONL with id, text, tags) and write it to ``out``
-    (prompts with ``excerpt_tokens`` README tokens, default ``head.EXCERPT_TOKENS``)."""
+    (prompts with ``excerpt_tokens`` README tokens, default ``head.EXCERPT_TOKENS``).
+
+    ``dtype="both"`` (default) reads every item's states in bfloat16 and in float32 and
+    fits the head on both with a consistency term, so its answers agree across machines
+    (``engine/training/head.py``); a single dtype reads and fits that one only.
+    ``ablations`` also cross-validates the head on evidence only and on states only.
+    ``learn_rules`` (``auto``, ``yes``, ``no``): learn a rule pack from the labels first,
+    cross-fitted (``engine/training/packs.py``), and train the head on its evidence;
+    ``auto`` does when the base pack has rules for under half of the list's tags."""
     import torch
     import transformers
 
     from engine.decision.model import DEFAULT_MODEL, load_model
+    from engine.rules import load_pack
     from engine.training import head as heads
+    from engine.training import packs
     from engine.training.examples import gold_tags
 
     log = log or (lambda m: print(m, file=sys.stderr))
@@ -158,20 +169,44 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
     out, tax, rows = _open_job(gold, taxonomy, out, fraction, seed, folds)
     golds = [gold_tags(r, tax, f"{gold}: record {r.get('id')!r}") for r in rows]
     excerpt_tokens = excerpt_tokens or heads.EXCERPT_TOKENS
-    lm = load_model(model, device, adapter=None, dtype=dtype)
-    tagger = Tagger(rules, mode="hybrid", lm=lm, policy=heads.head_policy(shortlist), excerpt_tokens=excerpt_tokens)
-    layer = heads.line_layer(lm.model)
-    items = heads.collect(tagger, rows, tax, golds, max_tags, progress=progress, layer=layer)
+    dtypes = heads.TRAIN_DTYPES if dtype == "both" else (dtype,)
+    if learn_rules not in ("auto", "yes", "no"):
+        raise TagsmithError(E_OPTION, f"--learn-rules must be auto, yes or no, got {learn_rules!r}")
+    base = load_pack(rules)
+    fold = packs.fold_of(len(rows), folds or packs.FOLDS, seed)
+    learned = None
+    if packs.wants_learning(learn_rules, base, tax):
+        learned = packs.learn_packs(rows, golds, tax, base, rules, out, fold, folds or packs.FOLDS, progress, log)
+    # Each README's evidence from the pack learned without its fold (or the base pack).
+    groups = {f: [j for j in range(len(rows)) if fold[j] == f] for f in sorted(set(fold))} if learned else {0: list(range(len(rows)))}
+    readings, lm = [], None
+    for dt in dtypes:
+        lm = tagger = None  # one model at a time (the taggers hold the last one)
+        lm = load_model(model, device, adapter=None, dtype=dt)
+        layer = heads.line_layer(lm.model)
+        got: list[Any] = [None] * len(rows)
+        for f, idx in groups.items():
+            tagger = Tagger(learned.by_fold[f] if learned else base, mode="hybrid", lm=lm, policy=heads.head_policy(shortlist),
+                            excerpt_tokens=excerpt_tokens)
+            for j, it in zip(idx, heads.collect(tagger, [rows[j] for j in idx], tax, [golds[j] for j in idx], max_tags,
+                                                progress=progress, layer=layer)):
+                got[j] = it
+        readings.append(got)
+        log(f"train: {len(rows)} items, model states in {lm.dtype} after {time.perf_counter() - t_start:.0f} s")
+    if learned:
+        tagger = Tagger(learned.final, mode="hybrid", lm=lm, policy=heads.head_policy(shortlist), excerpt_tokens=excerpt_tokens)
+    items, twins = readings[0], (readings[1] if len(readings) > 1 else None)
     states_secs = time.perf_counter() - t_start
-    log(f"train: {len(items)} items, model states in {states_secs:.0f} s")
     cv = None
     chosen = {"kind": kind, "state_l2": 0.3, "line_l2": heads.LINE_L2, "threshold": 0.4}
     if folds:
-        cv = heads.cross_validate(items, tax.names, folds, seed, max_tags, kind=kind, log=log)
+        cv = heads.cross_validate(items, tax.names, folds, seed, max_tags, kind=kind, log=log, twins=twins,
+                                  grid_kinds=heads.KINDS if ablations else (kind,))
         chosen = cv.chosen
         log(f"train: cross-validation chose {chosen}")
     t0 = time.perf_counter()
-    head = heads.fit(items, tax.names, chosen["kind"], chosen["state_l2"], chosen["threshold"], line_l2=chosen["line_l2"], layer=layer)
+    head = heads.fit(items, tax.names, chosen["kind"], chosen["state_l2"], chosen["threshold"], line_l2=chosen["line_l2"],
+                     layer=layer, twins=twins)
     fit_secs = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)
     base_name = model or DEFAULT_MODEL
@@ -180,10 +215,14 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
         "policy": heads.head_policy(shortlist).settings(),
         "head": head.save(out),
         "training": {"seconds": round(time.perf_counter() - t_start, 1), "states_seconds": round(states_secs, 1),
-                     "final_fit_seconds": round(fit_secs, 2), "device": str(lm.device), "dtype": lm.dtype, "peak_rss_mb": round(peak_rss_mb(), 1),
+                     "final_fit_seconds": round(fit_secs, 2), "device": str(lm.device),
+                     "dtypes": list(dtypes), "peak_rss_mb": round(peak_rss_mb(), 1),
                      "seed": seed, "versions": {"torch": torch.__version__, "transformers": transformers.__version__}},
         "cross_validation": cv.to_dict() if cv else None,
         "command": command or f"tagsmith train {gold} -o {out}",
     })
+    if learned:
+        card["rules"] = {"pack": packs.PACK_DIR, "digest": learned.final.digest, "extends": learned.extends,
+                         "terms": learned.terms, "cross_fitted_folds": folds or packs.FOLDS}
     write_card(out, card)
     return card
