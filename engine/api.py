@@ -105,6 +105,10 @@ class Tagger:
         if mode not in MODES:
             raise TagsmithError(E_OPTION, f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.pack = pack if isinstance(pack, RulePack) else load_pack(pack)
+        # Without a pack of the caller's, an adapter that learned one (tagsmith train)
+        # brings it for the lists it covers (``pack_for``).
+        self._pack_given = pack is not None
+        self._adapter_packs: dict[str, RulePack | None] = {}
         self.mode = mode
         # An explicit policy is used as given; otherwise a trained adapter's card supplies
         # the hybrid policy for tag lists it covers (see ``policy_for``).
@@ -141,8 +145,27 @@ class Tagger:
     def lexicon(self, taxonomy: Taxonomy) -> Lexicon:
         key = taxonomy.fingerprint()
         if key not in self._lexicons:
-            self._lexicons[key] = Lexicon(self.pack, taxonomy)
+            self._lexicons[key] = Lexicon(self.pack_for(taxonomy), taxonomy)
         return self._lexicons[key]
+
+    def pack_for(self, taxonomy: Taxonomy) -> RulePack:
+        """The rule pack for a tag list: the caller's; else the pack an adapter learned
+        with its head (``tagsmith train``), for the lists the adapter covers (read from
+        its card, without loading the model: rules mode uses it too); else the built-in."""
+        if self._pack_given or self.adapter_spec is None:
+            return self.pack
+        key = taxonomy.fingerprint()
+        if key not in self._adapter_packs:
+            from engine.decision.adapter import adapter_pack
+
+            self._adapter_packs[key] = adapter_pack(self.adapter_spec, self.model_spec, taxonomy)
+        return self._adapter_packs[key] or self.pack
+
+    def lexicon_spec(self) -> dict[str, Any]:
+        """Keyword arguments of a rules-mode ``Tagger`` in another process whose lexicon
+        is this one's for every list (service lexicon workers)."""
+        return {"pack": self.pack.root if self._pack_given else None, "adapter": self.adapter_spec, "model": self.model_spec,
+                "analyze_chars": self.analyze_chars}
 
     @property
     def batch_size(self) -> int:
@@ -349,7 +372,7 @@ class Tagger:
         rid = None if rid is None else str(rid)
         exp = Explanation.build(
             id=rid, mode=self.mode, model=None if self.mode == "rules" else self._model_label(tax),
-            pack=self.pack.digest, taxonomy=tax.fingerprint(), max_tags=max_tags, tags=tags, candidates=cands,
+            pack=self.pack_for(tax).digest, taxonomy=tax.fingerprint(), max_tags=max_tags, tags=tags, candidates=cands,
             rules_pick=rules_pick or tags, decision=decision, tag_prob=tag_prob or {}, notes=notes,
         )
         return TagResult(rid, tags, exp, r.get("skeleton"))

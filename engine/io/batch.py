@@ -232,7 +232,7 @@ class BatchJob:
             self.tagger.lexicon(self.taxonomy)  # compile before forking, once for all workers
             return WorkerPool(self.workers, mp.get_context("fork"), _worker_adopt,
                               (self.tagger, self.taxonomy, self.max_tags, self.explain_dir is not None))
-        init = (self.tagger.pack.root, [{"id": t.id, "name": t.name} for t in self.taxonomy], self.tagger.policy_for(self.taxonomy), self.max_tags,
+        init = (self.tagger.pack_for(self.taxonomy).root, self.taxonomy.to_list(), self.tagger.policy_for(self.taxonomy), self.max_tags,
                 None if rules_only else self.tagger.lm.tokenizer, self.tagger.excerpt_for(self.taxonomy), self.tagger.analyze_chars)
         return WorkerPool(self.workers, mp.get_context("spawn"), _worker_init, init)
 

@@ -7,6 +7,7 @@ stays bounded whatever the input size.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -160,3 +161,11 @@ def _counted(records: Iterator[Record], pos: Position) -> Iterator[Record]:
     for rec in records:
         pos.records += 1
         yield rec
+
+
+def data_hash(rows: list[dict[str, Any]]) -> str:
+    """sha256 over (id, text, tags) of every row, in order: which data made an adapter."""
+    h = hashlib.sha256()
+    for r in rows:
+        h.update(json.dumps([str(r.get("id")), r.get("text"), r.get("tags")], ensure_ascii=False).encode())
+    return h.hexdigest()[:16]

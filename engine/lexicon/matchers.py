@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc
 
+from engine.lexicon.described import described_rules
 from engine.lexicon.nlp import get_nlp, lower_same_length, span_offsets
 from engine.lexicon.prefilter import Occurrences, Prefiltered
 from engine.rules import RulePack, TagRule
@@ -70,13 +71,17 @@ class CompiledRules:
         self.terms: dict[str, TermInfo] = {}
         self.rules: dict[str, TagRule] = {}
         self.fuzzy_vocab: list[tuple[str, TermInfo]] = []
+        # The list's own aliases and descriptions (engine/lexicon/described.py).
+        listed = described_rules(taxonomy, {t.name for t in taxonomy if t.key in pack.written})
         for tag in taxonomy:
             rule = pack.get(tag.name)
             if rule is None:
                 self._add_name_only(tag)
-                continue
-            self.rules[tag.name] = rule
-            self._add_rule(tag, rule)
+            else:
+                self.rules[tag.name] = rule
+                self._add_rule(tag, rule)
+            if tag.name in listed:
+                self._add_rule(tag, listed[tag.name], layer="list")
 
     def _id(self, tag: Tag, kind: str, n: int) -> str:
         return f"{tag.key}|{kind}|{n}"
@@ -89,18 +94,21 @@ class CompiledRules:
         self.surface.add(mid, [pattern])
         if all(_is_inflection(t.text, t.lemma_) for t in pattern):
             self.phrases.add(mid, [pattern])
-        if kind in ("alias", "name"):
+        if kind in ("alias", "name", "list-alias"):
             self.fuzzy_vocab.append((term.text.lower(), info))
 
     def _add_name_only(self, tag: Tag) -> None:
         """A tag the pack does not know still gets evidence from its own name."""
         self._add_phrase(tag, "name", 0, Term(text=tag.words, weight=1.0))
 
-    def _add_rule(self, tag: Tag, rule: TagRule) -> None:
+    def _add_rule(self, tag: Tag, rule: TagRule, layer: str = "") -> None:
+        """The rule's terms. ``layer="list"``: terms the tag list gave (its aliases, its
+        description), whose evidence says so (``list-alias:``, ``description:``)."""
+        alias, phrase = ("list-alias", "description") if layer == "list" else ("alias", "phrase")
         for i, t in enumerate(rule.aliases):
-            self._add_phrase(tag, "alias", i, t)
+            self._add_phrase(tag, alias, i, t)
         for i, t in enumerate(rule.phrases):
-            self._add_phrase(tag, "phrase", i, t)
+            self._add_phrase(tag, phrase, i, t)
         for i, p in enumerate(rule.patterns):
             mid = self._id(tag, "pattern", i)
             label = " ".join(str(list(d.values())[0]) for d in p.pattern)

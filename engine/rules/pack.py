@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -32,6 +32,7 @@ class RulePack:
     sources: dict[str, RuleSource] = field(default_factory=dict)
     digest: str = ""
     root: str = ""
+    written: frozenset[str] = frozenset()  # keys of tags with a hand-written rule (not learned_from data)
 
     def get(self, tag_name: str) -> TagRule | None:
         return self.rules.get(tag_key(tag_name))
@@ -88,7 +89,26 @@ def load_file(path: Path) -> tuple[RulePackFile, dict[tuple, int]]:
 
 
 def load_pack(directory: str | Path | None = None) -> RulePack:
-    """Load every ``*.yaml``/``*.yml`` file below ``directory`` (default pack if None)."""
+    """Load every ``*.yaml``/``*.yml`` file below ``directory`` (default pack if None).
+
+    ``directory`` may list several packs, ``a,b``: each later one extends the ones
+    before (``default`` names the built-in pack). A pack whose files say ``extends:``
+    is loaded on top of that base."""
+    if directory is not None and "," in str(directory) and not Path(directory).exists():
+        parts = [p.strip() for p in str(directory).split(",") if p.strip()]
+        pack = load_pack(_named(parts[0]))
+        for part in parts[1:]:
+            pack = combine(pack, load_pack(_named(part)))
+        return replace(pack, root=str(directory))
+    return _load_one(_named(directory) if directory is not None else None, ())
+
+
+def _named(spec: str | Path) -> str | Path | None:
+    """``default`` is the built-in pack (None), unless a folder of that name is here."""
+    return None if str(spec) == "default" and not Path(spec).exists() else spec
+
+
+def _load_one(directory: str | Path | None, chain: tuple[str, ...]) -> RulePack:
     root = Path(directory) if directory is not None else default_pack_dir()
     if not root.exists():
         raise TagsmithError(E_RULES, "rule pack folder not found", file=str(root))
@@ -101,9 +121,16 @@ def load_pack(directory: str | Path | None = None) -> RulePack:
     rules: dict[str, TagRule] = {}
     sources: dict[str, RuleSource] = {}
     digest = hashlib.sha256()
+    extends: tuple[str, Path, int] | None = None
+    written: set[str] = set()
     for path in files:
         pack_file, lines = load_file(path)
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        if pack_file.extends is not None:
+            if extends is not None and extends[0] != pack_file.extends:
+                raise TagsmithError(E_RULES, f"extends {pack_file.extends!r}, but {extends[1]} extends {extends[0]!r}: a pack has one base",
+                                    file=str(path), line=lines.get(("extends",)), field="extends")
+            extends = (pack_file.extends, path, lines.get(("extends",), 0))
         for i, rule in enumerate(pack_file.rules):
             key = tag_key(rule.tag)
             line = lines.get(("rules", i), 0)
@@ -116,7 +143,43 @@ def load_pack(directory: str | Path | None = None) -> RulePack:
             _check_matcher_patterns(rule, path, lines, i)
             rules[key] = rule
             sources[key] = RuleSource(str(path), line)
-    return RulePack(rules=rules, sources=sources, digest=digest.hexdigest()[:16], root=str(root))
+            if pack_file.learned_from is None:
+                written.add(key)
+    pack = RulePack(rules=rules, sources=sources, digest=digest.hexdigest()[:16], root=str(root), written=frozenset(written))
+    if extends is None:
+        return pack
+    name, path, line = extends
+    base_dir = None if name == "default" else (path.parent / name).resolve()
+    key = str(base_dir or "default")
+    if key in chain or (base_dir is not None and base_dir == root.resolve()):
+        raise TagsmithError(E_RULES, f"extends {name!r} makes a cycle ({' -> '.join((*chain, key))})", file=str(path), line=line, field="extends")
+    if base_dir is not None and not base_dir.exists():
+        raise TagsmithError(E_RULES, f"extends {name!r}: no such pack folder", file=str(path), line=line, field="extends")
+    return replace(combine(_load_one(base_dir, (*chain, str(root.resolve()))), pack), root=str(root))
+
+
+def combine(base: RulePack, top: RulePack) -> RulePack:
+    """``top`` added to ``base``: a tag in both gets one rule with the terms of both
+    (aliases, phrases, patterns, regexes, negatives, examples) and the base's weight,
+    admit and relations (``implies`` entries of the top only where the base has none)."""
+    rules = dict(base.rules)
+    sources = dict(base.sources)
+    for key, rule in top.rules.items():
+        old = rules.get(key)
+        if old is None:
+            rules[key] = rule
+            sources[key] = top.sources[key]
+            continue
+        rules[key] = old.model_copy(update={
+            "aliases": [*old.aliases, *rule.aliases], "phrases": [*old.phrases, *rule.phrases],
+            "patterns": [*old.patterns, *rule.patterns], "regexes": [*old.regexes, *rule.regexes],
+            "negatives": [*old.negatives, *rule.negatives], "implies": {**rule.implies, **old.implies},
+            "prefer_over": [*old.prefer_over, *(t for t in rule.prefer_over if t not in old.prefer_over)],
+            "examples": old.examples.model_copy(update={"match": [*old.examples.match, *rule.examples.match],
+                                                        "no_match": [*old.examples.no_match, *rule.examples.no_match]}),
+        })
+    digest = hashlib.sha256(f"{base.digest}+{top.digest}".encode()).hexdigest()[:16]
+    return RulePack(rules=rules, sources=sources, digest=digest, root=top.root, written=base.written | top.written)
 
 
 def _check_matcher_patterns(rule: TagRule, path: Path, lines: dict, i: int) -> None:

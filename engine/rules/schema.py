@@ -131,4 +131,15 @@ class RulePackFile(_Strict):
     """One YAML file of a rule pack."""
 
     version: Literal[1] = 1
+    learned_from: str | None = Field(
+        None, min_length=1,
+        description="Set by `tagsmith rules learn`: the labelled data the rules were learned from. A tag list's "
+                    "descriptions add to learned rules; a hand-written rule (a file without this) supersedes them.",
+    )
+    extends: str | None = Field(
+        None, min_length=1,
+        description="A pack this one adds to: 'default' (the built-in pack) or a folder, relative to this file. "
+                    "Rules for a tag both packs have are combined (terms of both count); the base's weight, admit "
+                    "and relations stay.",
+    )
     rules: list[TagRule] = Field(default_factory=list, max_length=MAX_RULES_PER_FILE)

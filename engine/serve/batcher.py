@@ -30,8 +30,8 @@ from engine.taxonomy import Taxonomy
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_start(pack_root: str | None, analyze_chars: int) -> None:
-    _WORKER["tagger"] = Tagger(pack_root, mode="rules", analyze_chars=analyze_chars)
+def _worker_start(spec: dict[str, Any]) -> None:
+    _WORKER["tagger"] = Tagger(**spec, mode="rules")
 
 
 def _worker_run(records: list[dict[str, Any]], tax: Taxonomy, max_tags: int, decide: bool) -> list[Any]:
@@ -60,7 +60,7 @@ class LexiconPool:
         self.workers = workers
         self.decide = tagger.mode == "rules"
         self._ex = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_start,
-                                       initargs=(tagger.pack.root, tagger.analyze_chars))
+                                       initargs=(tagger.lexicon_spec(),))
         if warm is not None:  # start every worker now and compile the default list in each
             futs = [self._ex.submit(_worker_run, [{"id": "warm-up", "text": "warm-up"}], warm, 3, self.decide) for _ in range(workers)]
             for f in futs:

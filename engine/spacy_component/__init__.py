@@ -120,7 +120,7 @@ class TagsmithComponent:
     def to_disk(self, path: str | Path, exclude: Iterable[str] = ()) -> None:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        cfg = dict(self.cfg, taxonomy=[{"id": t.id, "name": t.name} for t in self.taxonomy], rules="rules")
+        cfg = dict(self.cfg, taxonomy=self.taxonomy.to_list(), rules="rules")
         (path / "cfg.json").write_text(json.dumps(cfg, ensure_ascii=False, indent=1), encoding="utf-8")
         dest, root = path / "rules", Path(self.tagger.pack.root)
         if dest.exists():

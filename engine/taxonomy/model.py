@@ -26,16 +26,40 @@ def tag_key(name: str) -> str:
 
 @dataclass(frozen=True)
 class Tag:
-    """One allowed tag. ``name`` is exact; ``key`` is for matching."""
+    """One allowed tag. ``name`` is exact; ``key`` is for matching. A tag list may also
+    say what a tag means (``description``, a sentence) and other names for it
+    (``aliases``): the lexicon takes both as evidence, answers still use ``name``."""
 
     name: str
     id: Any = None
     key: str = ""
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The tag as a tag list holds it (description and aliases only when set)."""
+        out: dict[str, Any] = {"id": self.id, "name": self.name}
+        if self.description:
+            out["description"] = self.description
+        if self.aliases:
+            out["aliases"] = list(self.aliases)
+        return out
 
     @property
     def words(self) -> str:
         """The name as plain words (``game-engine `` -> ``game engine``), for prompts and fuzzy match."""
         return " ".join(_LOOSE.sub(" ", self.name).split())
+
+
+def _extras(item: dict[str, Any], i: int, source: str) -> tuple[str, tuple[str, ...]]:
+    """A tag object's optional ``description`` (a string) and ``aliases`` (strings)."""
+    description = item.get("description", "") or ""
+    if not isinstance(description, str):
+        raise TagsmithError(E_TAXONOMY, "description must be a string", file=source, field=f"[{i}].description")
+    aliases = item.get("aliases", []) or []
+    if not isinstance(aliases, list) or not all(isinstance(a, str) and a.strip() for a in aliases):
+        raise TagsmithError(E_TAXONOMY, "aliases must be a list of non-empty strings", file=source, field=f"[{i}].aliases")
+    return " ".join(description.split()), tuple(dict.fromkeys(a.strip() for a in aliases))
 
 
 @dataclass(frozen=True)
@@ -53,8 +77,10 @@ class Taxonomy:
         tags: list[Tag] = []
         by_key: dict[str, Tag] = {}
         for i, item in enumerate(items):
+            description, aliases = "", ()
             if isinstance(item, dict):
                 name, tid = item.get("name"), item.get("id")
+                description, aliases = _extras(item, i, source)
             else:
                 name, tid = item, None
             if not isinstance(name, str) or not name.strip():
@@ -71,7 +97,7 @@ class Taxonomy:
                     f"duplicate tag name {name!r} (same as {by_key[key].name!r})",
                     file=source, field=f"[{i}].name",
                 )
-            tag = Tag(name=name, id=tid, key=key)
+            tag = Tag(name=name, id=tid, key=key, description=description, aliases=aliases)
             tags.append(tag)
             by_key[key] = tag
         if not tags:
@@ -98,6 +124,10 @@ class Taxonomy:
             data = data["tags"]
         return cls.from_names(data, source=str(p))
 
+    def to_list(self) -> list[dict[str, Any]]:
+        """The list as JSON-ready objects (``from_names`` reads it back)."""
+        return [t.to_dict() for t in self.tags]
+
     @property
     def names(self) -> list[str]:
         return [t.name for t in self.tags]
@@ -117,11 +147,20 @@ class Taxonomy:
     def __iter__(self):
         return iter(self.tags)
 
+    @property
+    def described(self) -> bool:
+        """Whether any tag carries a description or aliases."""
+        return any(t.description or t.aliases for t in self.tags)
+
     def fingerprint(self) -> str:
-        """Stable hash of the exact names, for caches keyed by taxonomy (computed once:
+        """Stable hash of the exact names (and of descriptions and aliases, when the list
+        has any: the lexicon reads them), for caches keyed by taxonomy (computed once:
         lexicon, constraint, adapter and explanation look-ups ask for it per item)."""
         fp = self.__dict__.get("_fingerprint")
         if fp is None:
-            fp = hashlib.sha256(json.dumps(self.names, ensure_ascii=False).encode()).hexdigest()[:16]
+            data: Any = self.names
+            if self.described:
+                data = [[t.name, t.description, list(t.aliases)] for t in self.tags]
+            fp = hashlib.sha256(json.dumps(data, ensure_ascii=False).encode()).hexdigest()[:16]
             object.__setattr__(self, "_fingerprint", fp)  # frozen: set once, like a cached property
         return fp

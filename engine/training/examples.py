@@ -8,7 +8,6 @@ teach the model a task it is never asked.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -16,6 +15,7 @@ from typing import Any, Iterable
 from engine.api import Tagger, as_taxonomy
 from engine.decision.constraint import json_escaped
 from engine.errors import E_TRAIN, TagsmithError
+from engine.io.records import data_hash
 from engine.taxonomy import Taxonomy
 
 
@@ -57,14 +57,6 @@ def gold_tags(row: dict[str, Any], tax: Taxonomy, where: str) -> list[str]:
         if name not in out:
             out.append(name)
     return out
-
-
-def data_hash(rows: list[dict[str, Any]]) -> str:
-    """sha256 over (id, text, tags) of every row, in order: which data made an adapter."""
-    h = hashlib.sha256()
-    for r in rows:
-        h.update(json.dumps([str(r.get("id")), r.get("text"), r.get("tags")], ensure_ascii=False).encode())
-    return h.hexdigest()[:16]
 
 
 def choice_points(constraint: Any, answer_ids: tuple[int, ...], allowed: frozenset[str]) -> tuple[tuple[int, tuple[int, ...]], ...]:
