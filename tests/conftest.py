@@ -81,3 +81,25 @@ def outlines_compiler(tiny_lm):
     from engine.decision.compiler import ConstraintCompiler
 
     return ConstraintCompiler(tiny_lm.model, tiny_lm.tokenizer, engine="outlines")
+
+
+def tiny_model(tokenizer, seed=0):
+    """A fresh 2-layer random Llama on the real tokenizer (training mutates it)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=2048,
+                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                      initializer_range=0.3)  # wide enough that 32-d states can move the logits
+    return LlamaForCausalLM(cfg).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(real_lm, tmp_path_factory):
+    """The tiny model saved as a local model folder, as a user's own model would be."""
+    d = tmp_path_factory.mktemp("tiny-model")
+    tiny_model(real_lm.tokenizer).save_pretrained(d)
+    real_lm.tokenizer.save_pretrained(d)
+    return d

@@ -119,16 +119,6 @@ def test_packs_layer_with_extends_or_a_list(tmp_path):
     assert err.value.field == "extends" and err.value.line == 2
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(real_lm, tmp_path_factory):
-    from tests.test_training import _tiny
-
-    d = tmp_path_factory.mktemp("tiny-model")
-    _tiny(real_lm.tokenizer).save_pretrained(d)
-    real_lm.tokenizer.save_pretrained(d)
-    return d
-
-
 def test_train_learns_a_pack_cross_fitted_and_the_adapter_brings_it(tiny_dir, tmp_path):
     """tagsmith train on a list without rules: a pack learned per fold for the head's
     evidence, the final pack in the adapter; --adapter uses it, in rules mode too."""

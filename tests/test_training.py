@@ -14,7 +14,7 @@ from engine.decision.policy import DecisionPolicy
 from engine.taxonomy import Taxonomy
 from engine.training.examples import answer_text, build_examples
 from engine.training.lora import LoraSettings, LoraTrainer
-from tests.conftest import FIXTURES, read_jsonl
+from tests.conftest import FIXTURES, read_jsonl, tiny_model as _tiny
 from tests.test_constraint import check, taxonomies
 
 MINI = FIXTURES / "train-mini.jsonl"
@@ -22,26 +22,8 @@ MINI_TAX = FIXTURES / "taxonomy-mini.json"
 POLICY = DecisionPolicy(mode="hybrid", shortlist=5, count="model", prior_weight=0.0)
 
 
-def _tiny(tokenizer, seed=0):
-    """A fresh 2-layer random Llama on the real tokenizer (training mutates it)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=2048,
-                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                      initializer_range=0.3)  # wide enough that 32-d states can move the logits
-    return LlamaForCausalLM(cfg).eval()
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(real_lm, tmp_path_factory):
-    """The tiny model saved as a local model folder, as a user's own model would be."""
-    d = tmp_path_factory.mktemp("tiny-model")
-    _tiny(real_lm.tokenizer).save_pretrained(d)
-    real_lm.tokenizer.save_pretrained(d)
-    return d
 
 
 def test_examples_use_the_decoders_format(real_lm, tiny_dir):

@@ -130,7 +130,8 @@ def _pick_device(device: str | None, dtype: str | None = None) -> tuple[str, Any
 MANIFEST = "tagsmith-manifest.json"
 
 
-def _digest(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """A file's sha256, read in 4 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 22), b""):
@@ -140,7 +141,7 @@ def _digest(path: Path) -> str:
 
 def write_manifest(folder: Path) -> None:
     """Size and sha256 of every file of a converted model, written before it is published."""
-    files = {p.name: {"size": p.stat().st_size, "sha256": _digest(p)} for p in sorted(folder.iterdir())
+    files = {p.name: {"size": p.stat().st_size, "sha256": file_sha256(p)} for p in sorted(folder.iterdir())
              if p.is_file() and p.name not in (MANIFEST, VERIFIED)}
     (folder / MANIFEST).write_text(json.dumps({"files": files}, indent=1))
 
@@ -184,7 +185,7 @@ def cache_problem(folder: Path) -> str | None:
                 return f"{name}: size {p.stat().st_size}, expected {want['size']}"
         except OSError:
             return f"{name}: missing"
-        if _digest(p) != want["sha256"]:
+        if file_sha256(p) != want["sha256"]:
             return f"{name}: content changed"
     try:  # best effort: a read-only cache is checked in full each time
         tmp = folder / (VERIFIED + f".{os.getpid()}.tmp")

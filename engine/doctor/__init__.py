@@ -9,7 +9,6 @@ an unreadable adapter). The command exits 1 when any check fails.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -18,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
+
+from engine.decision.model import file_sha256
 
 #: Libraries whose versions can move answers or break loading, reported and checked
 #: against constraints.txt.
@@ -55,14 +56,6 @@ class Report:
                 lines.append(f"       {k}: {v if not isinstance(v, (dict, list)) else json.dumps(v, ensure_ascii=False)}")
         lines.append("sound" if self.sound else "NOT sound: " + "; ".join(f"{f.name}: {f.summary}" for f in self.findings if f.state == "fail"))
         return "\n".join(lines) + "\n"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _installed(name: str) -> str | None:
@@ -144,7 +137,7 @@ def check_model() -> Finding:
         gguf = embedded_gguf()
     except TagsmithError as exc:
         return Finding("model", "fail", str(exc))
-    return Finding("model", "ok", f"embedded {gguf.name}", {"path": str(gguf), "bytes": gguf.stat().st_size, "sha256": _sha256(gguf)})
+    return Finding("model", "ok", f"embedded {gguf.name}", {"path": str(gguf), "bytes": gguf.stat().st_size, "sha256": file_sha256(gguf)})
 
 
 def check_cache() -> Finding:
@@ -174,7 +167,7 @@ def check_adapter(adapter: str | None) -> Finding:
         info = read_adapter(path)
     except TagsmithError as exc:
         return Finding("adapter", "fail", str(exc))
-    files = {p.name: _sha256(p)[:16] for p in sorted(info.path.iterdir()) if p.suffix == ".safetensors"}
+    files = {p.name: file_sha256(p)[:16] for p in sorted(info.path.iterdir()) if p.suffix == ".safetensors"}
     training = info.card.get("training") or {}
     facts = {"path": str(info.path), "base model": info.base_model, "taxonomy": info.taxonomy_fingerprint,
              "rules pack": (info.card.get("rules") or {}).get("digest") or info.card.get("prompt", {}).get("rules_pack"),
