@@ -371,3 +371,18 @@ def test_batched_head_states_equal_each_prompt_alone(tiny_lm, tiny_compiler):
     for st, s, r in zip(together, suffixes, reqs):
         alone = dec._head_states("shared prefix ", [s], [r], 1)[0]
         assert torch.allclose(st.item, alone.item, atol=1e-5) and torch.allclose(st.lines, alone.lines, atol=1e-5)
+
+
+def test_a_tag_without_labels_gets_no_per_tag_parameters():
+    """A tag that is shortlisted but never gold (a catalogue's new tag) keeps a zero bias
+    and zero state weights: the shared weights alone score it."""
+    from dataclasses import replace
+
+    from engine.training.head import fit
+
+    tags, items = _synthetic_items()
+    items = [replace(it, input=replace(it.input, tags=(*it.input.tags, "brand-new"), features=(*it.input.features, it.input.features[0])))
+             for it in items]
+    head = fit(items, tags + ["brand-new"], "all", state_l2=0.01)
+    assert float(head.b[-1]) == 0.0 and float(head.W[-1].abs().sum()) == 0.0
+    assert float(head.b[:4].abs().sum()) > 0

@@ -170,14 +170,20 @@ def _fit(items: Sequence[HeadItem], tags: list[str], kind: str, state_l2: float,
     params = [p for p in (a, a0, b, W, v) if p.requires_grad]
     opt = torch.optim.LBFGS(params, lr=1, max_iter=iterations, line_search_fn="strong_wolfe")
     bce = torch.nn.functional.binary_cross_entropy_with_logits
+    # Per-tag parameters only for tags with a gold label here: a tag no README is labelled
+    # with (one a catalogue just added, say) is scored by the shared weights alone,
+    # instead of learning from its absence that it never applies.
+    labelled = torch.zeros(len(tags), dtype=f64)
+    labelled[T_[Y_ > 0]] = 1.0
 
     def closure() -> Any:
         opt.zero_grad()
-        z = logits(Fn, T_, Hn, Ln, a, a0, b, W, v)
+        bm, Wm = b * labelled, W * labelled[:, None]
+        z = logits(Fn, T_, Hn, Ln, a, a0, bm, Wm, v)
         if Hn2 is None:
             loss = bce(z, Y_)
         else:
-            z2 = logits(Fn, T_, Hn2, Ln2, a, a0, b, W, v)
+            z2 = logits(Fn, T_, Hn2, Ln2, a, a0, bm, Wm, v)
             loss = 0.5 * (bce(z, Y_) + bce(z2, Y_)) + consistency * ((z - z2) ** 2).mean()
         loss = loss + penalty(b, W, v, state_l2, line_l2, n)
         loss.backward()
@@ -191,7 +197,7 @@ def _fit(items: Sequence[HeadItem], tags: list[str], kind: str, state_l2: float,
         settings["consistency"] = consistency
     return DecisionHead(tags=list(tags), kind=kind, feature_mean=fm.tolist(), feature_std=fs.tolist(),
                         state_mean=hm.to(f32), state_std=hs.to(f32), a=a.detach().tolist(), a0=float(a0.detach()),
-                        b=b.detach().to(f32), W=W.detach().to(f32), threshold=threshold, settings=settings,
+                        b=(b * labelled).detach().to(f32), W=(W * labelled[:, None]).detach().to(f32), threshold=threshold, settings=settings,
                         v=v.detach().to(f32) if lines else None, line_mean=lm_.to(f32) if lines else None,
                         line_std=ls.to(f32) if lines else None, line_layer=layer if lines else None)
 
