@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -56,7 +55,8 @@ def score_row(label: str, gold: list[list[str]], pred: list[list[str]], extra: s
         gold = [[t for t in g if t in only] for g in gold]
         pred = [[t for t in p if t in only] for p in pred]
     m = score(gold, pred)
-    return f"| {label} | {m.micro_p:.3f} | {m.micro_r:.3f} | {m.micro_f1:.3f} | {m.top1:.3f} | {extra} |"
+    top1 = "–" if only is not None else f"{m.top1:.3f}"  # the first tag of a subset is no answer's first tag
+    return f"| {label} | {m.micro_p:.3f} | {m.micro_r:.3f} | {m.micro_f1:.3f} | {top1} | {extra} |"
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -71,17 +71,18 @@ def tag_dev(dev: list[dict], tax_path: Path, mode: str, adapter: str | None = "d
 
 
 def train(gold: Path, tax: Path, out: Path, fraction: float, dtype: str, extra: list[str]) -> tuple[float, float]:
-    """``tagsmith train`` in a child process: (seconds, peak RSS in MiB of the child)."""
+    """``tagsmith train`` in a child process: (seconds, its peak RSS in MiB). The peak is
+    read by /usr/bin/time: a child forked from this process (which holds a model) would
+    count this process's pages in its own maximum."""
     if out.exists():
         shutil.rmtree(out)
     cmd = [sys.executable, "-m", "engine.cli", "train", str(gold), "--taxonomy", str(tax), "-o", str(out),
            "--fraction", str(fraction), "--dtype", dtype, "--quiet", *extra]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    peak_file = out.with_suffix(".rss")
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, cwd=ROOT)
+    subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(peak_file), *cmd], check=True, cwd=ROOT)
     secs = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return secs, max(peak, before) / 1024
+    return secs, int(peak_file.read_text().split()[-1]) / 1024
 
 
 def main() -> None:

@@ -156,9 +156,13 @@ class Tagger:
             return self.pack
         key = taxonomy.fingerprint()
         if key not in self._adapter_packs:
-            from engine.decision.adapter import adapter_pack
+            from engine.decision.adapter import DEFAULT_ADAPTER, adapter_pack
+            from engine.decision.model import DEFAULT_MODEL
 
-            self._adapter_packs[key] = adapter_pack(self.adapter_spec, self.model_spec, taxonomy)
+            path = self.adapter_spec
+            if path == "default":  # the shipped adapter, which only the embedded model has
+                path = DEFAULT_ADAPTER if (self.model_spec or DEFAULT_MODEL) == DEFAULT_MODEL and DEFAULT_ADAPTER.is_dir() else None
+            self._adapter_packs[key] = adapter_pack(path, taxonomy) if path is not None else None
         return self._adapter_packs[key] or self.pack
 
     def lexicon_spec(self) -> dict[str, Any]:

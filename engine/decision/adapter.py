@@ -103,18 +103,12 @@ def warn_drift(info: AdapterInfo) -> None:
               "answers may differ from its card's (pip install -c constraints.txt, or retrain)", file=sys.stderr)
 
 
-def adapter_pack(spec: str | Path, model: str | None, taxonomy: Any) -> Any:
-    """The rule pack an adapter learned with its head (its card's ``rules.pack`` folder),
-    when the adapter covers ``taxonomy``; None otherwise. ``spec`` as ``load_model``
-    takes it: ``"default"`` is the shipped adapter of the embedded model."""
-    from engine.decision.model import DEFAULT_MODEL
+def adapter_pack(path: str | Path, taxonomy: Any) -> Any:
+    """The rule pack the adapter at ``path`` learned with its head (its card's
+    ``rules.pack`` folder), when the adapter covers ``taxonomy``; None otherwise."""
     from engine.rules import load_pack
 
-    if spec == "default":
-        if (model or DEFAULT_MODEL) != DEFAULT_MODEL or not DEFAULT_ADAPTER.is_dir():
-            return None
-        spec = DEFAULT_ADAPTER
-    info = read_adapter(spec)
+    info = read_adapter(path)
     folder = (info.card.get("rules") or {}).get("pack")
     if not folder or not (taxonomy.fingerprint() == info.taxonomy_fingerprint or info.covers(taxonomy.names)):
         return None
