@@ -164,7 +164,7 @@ def new_tags(work: Path, train_rows: list[dict], dev: list[dict], dtype: str) ->
                     tag_dev(dev, tax, "rules", adapter=str(out)), note, only))
     print(score_row("new tags: recovered from labels (hybrid)", gold, tag_dev(dev, tax, "hybrid", adapter=str(out)), note, only))
     pred = tag_dev(dev, tax, "hybrid", adapter=str(out))
-    print(score_row("new tags: recovered from labels (hybrid), all 90 tags", gold, pred, note), flush=True)
+    print(score_row("new tags: recovered from labels (hybrid), all 90 tags", gold, pred, f"train {secs / 60:.1f} min"), flush=True)
 
 
 if __name__ == "__main__":

@@ -22,10 +22,17 @@ def learn_rows(rows: Sequence[dict[str, Any]], golds: Sequence[Sequence[str]], t
 
     if docs is None:
         docs = terms_of(rows, progress)
-    return learn(docs, golds, [str(r.get("id")) for r in rows], taxonomy, data_hash(list(rows)))
+    pack = learn(docs, golds, [str(r.get("id")) for r in rows], taxonomy, data_hash(list(rows)))
+    for rule in pack.rules:  # the example: the line of the first README of the tag holding its best term
+        best = rule.terms[0] if rule.terms else None
+        j = next((j for j, d in enumerate(docs) if best and rule.tag in golds[j] and best.text in d.terms), None)
+        if j is not None:
+            rule.match_example = doc_terms(rows[j]["text"], keep_lines=True).lines.get(best.text)
+    return pack
 
 
 def terms_of(rows: Sequence[dict[str, Any]], progress: bool = False) -> list[DocTerms]:
+    """Each README's terms (the lines that hold them are found later, for the few examples)."""
     from tqdm import tqdm
 
-    return [doc_terms(r["text"], keep_lines=True) for r in tqdm(rows, desc="mining", unit="README", disable=not progress)]
+    return [doc_terms(r["text"]) for r in tqdm(rows, desc="mining", unit="README", disable=not progress)]

@@ -79,7 +79,7 @@ class LearnedRule:
     positives: int
     terms: list[LearnedTerm] = field(default_factory=list)
     negatives: list[LearnedNegative] = field(default_factory=list)
-    match_example: str | None = None  # a line of one of the tag's READMEs holding its best term
+    match_example: str | None = None  # a line of one of the tag's READMEs holding its best term (``learn_rows``)
 
 
 @dataclass
@@ -138,7 +138,9 @@ def _logistic(docs: Sequence[DocTerms], golds: Sequence[Sequence[str]], taxonomy
         Y = torch.tensor([[float(t in set(g)) for t in tags] for g in golds])
         W = torch.zeros(len(vocab), len(tags), requires_grad=True)
         c = torch.zeros(len(tags), requires_grad=True)
-        opt = torch.optim.LBFGS([W, c], lr=1, max_iter=ITERATIONS, line_search_fn="strong_wolfe")
+        # A short history: each pair holds two vectors of terms x tags floats (100 pairs, the
+        # default, held 4 GB at peak on 817 READMEs).
+        opt = torch.optim.LBFGS([W, c], lr=1, max_iter=ITERATIONS, history_size=10, line_search_fn="strong_wolfe")
 
         def closure():
             opt.zero_grad()
@@ -199,13 +201,6 @@ def _learn_tag(tag: str, pos_docs: list[int], docs: Sequence[DocTerms], df: Coun
         ex = tuple(ids[j] for j in pos_docs if w in docs[j].terms)[:3]
         terms.append(LearnedTerm(w, round(min(WEIGHT, WEIGHT * p), 2), k, df[w], round(p, 3), ex))
     rule = LearnedRule(tag, n_t, terms, _negatives(terms, docs, pos_set, df, base))
-    best = terms[0].text if terms else None
-    if best is not None:
-        for j in pos_docs:
-            line = docs[j].lines.get(best)
-            if line:
-                rule.match_example = line
-                break
     return rule
 
 
@@ -225,10 +220,7 @@ def _logistic_rule(tag: str, pos_docs: list[int], docs: Sequence[DocTerms], df: 
             continue
         ex = tuple(ids[j] for j in pos_docs if w in docs[j].terms)[:3]
         terms.append(LearnedTerm(w, weight, pos[w], df[w], round(_precision(pos[w], df[w], base), 3), ex))
-    rule = LearnedRule(tag, len(pos_docs), terms, _negatives(terms, docs, set(pos_docs), df, base))
-    if terms:
-        rule.match_example = next((docs[j].lines[terms[0].text] for j in pos_docs if terms[0].text in docs[j].lines), None)
-    return rule
+    return LearnedRule(tag, len(pos_docs), terms, _negatives(terms, docs, set(pos_docs), df, base))
 
 
 def _negatives(terms: list[LearnedTerm], docs: Sequence[DocTerms], pos_set: set[int], df: Counter[str],
