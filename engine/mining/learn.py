@@ -157,13 +157,24 @@ def _logistic(docs: Sequence[DocTerms], golds: Sequence[Sequence[str]], taxonomy
     out: dict[str, dict[str, float]] = {}
     for k, t in enumerate(tags):
         col_k = Wd[:, k]
-        top = torch.nonzero(col_k > 0).flatten().tolist()
         out[t] = {vocab[i]: float(col_k[i]) for i in torch.nonzero(col_k > 0).flatten().tolist()}
     return out
 
 
 def _precision(pos: int, dfw: int, base: float) -> float:
     return (pos + M * base) / (dfw + M)
+
+
+def _candidate(k: int, dfw: int, base: float) -> bool:
+    """Whether a term in ``dfw`` READMEs, ``k`` of them the tag's, may be learned: enough
+    support, and it says the tag more often than chance."""
+    p = _precision(k, dfw, base)
+    return k >= MIN_SUPPORT and dfw >= MIN_DF and p >= LIFT * base and p >= MIN_PRECISION
+
+
+def _examples(w: str, pos_docs: list[int], docs: Sequence[DocTerms], ids: Sequence[str]) -> tuple[str, ...]:
+    """Ids of the first three of the tag's READMEs that contain ``w``."""
+    return tuple(ids[j] for j in pos_docs if w in docs[j].terms)[:3]
 
 
 def _learn_tag(tag: str, pos_docs: list[int], docs: Sequence[DocTerms], df: Counter[str], n: int,
@@ -177,12 +188,9 @@ def _learn_tag(tag: str, pos_docs: list[int], docs: Sequence[DocTerms], df: Coun
         return _logistic_rule(tag, pos_docs, docs, df, n, ids, coef, pos)
     cands = []
     for w, k in pos.items():
-        if k < MIN_SUPPORT or df[w] < MIN_DF:
-            continue
-        p = _precision(k, df[w], base)
-        if p < LIFT * base or p < MIN_PRECISION:
-            continue
-        cands.append((k * math.log(p / base), w, k, p))
+        if _candidate(k, df[w], base):
+            p = _precision(k, df[w], base)
+            cands.append((k * math.log(p / base), w, k, p))
     prec = {w: p for _, w, _, p in cands}
     kept = []
     for score, w, k, p in sorted(cands, key=lambda c: (-c[0], c[1])):
@@ -195,31 +203,22 @@ def _learn_tag(tag: str, pos_docs: list[int], docs: Sequence[DocTerms], df: Coun
         kept.append((w, k, p))
         if len(kept) >= MAX_TERMS:
             break
-    pos_set = set(pos_docs)
-    terms = []
-    for w, k, p in kept:
-        ex = tuple(ids[j] for j in pos_docs if w in docs[j].terms)[:3]
-        terms.append(LearnedTerm(w, round(min(WEIGHT, WEIGHT * p), 2), k, df[w], round(p, 3), ex))
-    rule = LearnedRule(tag, n_t, terms, _negatives(terms, docs, pos_set, df, base))
-    return rule
+    terms = [LearnedTerm(w, round(min(WEIGHT, WEIGHT * p), 2), k, df[w], round(p, 3), _examples(w, pos_docs, docs, ids))
+             for w, k, p in kept]
+    return LearnedRule(tag, n_t, terms, _negatives(terms, docs, set(pos_docs), df, base))
 
 
 def _logistic_rule(tag: str, pos_docs: list[int], docs: Sequence[DocTerms], df: Counter[str], n: int,
                    ids: Sequence[str], coef: dict[str, float], pos: Counter[str]) -> LearnedRule:
     """The tag's terms with the largest positive coefficients (and support), weighted by them."""
     base = len(pos_docs) / n
-    def lifted(w: str) -> bool:  # the term says the tag more often than chance (as the precision method asks)
-        p = _precision(pos[w], df[w], base)
-        return pos[w] >= MIN_SUPPORT and p >= LIFT * base and p >= MIN_PRECISION
-
-    ranked = sorted(((c, w) for w, c in coef.items() if lifted(w)), key=lambda x: (-x[0], x[1]))[:MAX_TERMS]
+    ranked = sorted(((c, w) for w, c in coef.items() if _candidate(pos[w], df[w], base)), key=lambda x: (-x[0], x[1]))[:MAX_TERMS]
     terms = []
     for c, w in ranked:
         weight = round(min(WEIGHT, SCALE * c), 2)
-        if abs(weight) < 0.05:
-            continue
-        ex = tuple(ids[j] for j in pos_docs if w in docs[j].terms)[:3]
-        terms.append(LearnedTerm(w, weight, pos[w], df[w], round(_precision(pos[w], df[w], base), 3), ex))
+        if weight >= 0.05:
+            terms.append(LearnedTerm(w, weight, pos[w], df[w], round(_precision(pos[w], df[w], base), 3),
+                                     _examples(w, pos_docs, docs, ids)))
     return LearnedRule(tag, len(pos_docs), terms, _negatives(terms, docs, set(pos_docs), df, base))
 
 

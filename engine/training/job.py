@@ -94,7 +94,7 @@ def train(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str | None
     log(f"train: final fit {fit_secs:.0f} s, epoch losses {', '.join(f'{x:.3f}' for x in losses)}")
     base_name = model or DEFAULT_MODEL
     trainer.save(out, base_name)
-    card = _card_common(out, base_name, tax, gold, rows, tagger, excerpt_tokens, max_tags, fraction)
+    card = _card_common(out, base_name, tax, gold, rows, tagger.pack, excerpt_tokens, max_tags, fraction)
     card["data"].update(examples=len(exset.examples), off_shortlist=len(exset.skipped))
     card.update({
         "policy": policy.settings(),
@@ -127,7 +127,7 @@ def _open_job(gold: str | Path, taxonomy: Any, out: str | Path, fraction: float,
     return out, tax, rows
 
 
-def _card_common(out: Path, base_name: str, tax: Any, gold: str | Path, rows: list[dict[str, Any]], tagger: Tagger,
+def _card_common(out: Path, base_name: str, tax: Any, gold: str | Path, rows: list[dict[str, Any]], pack: Any,
                  excerpt_tokens: int, max_tags: int, fraction: float) -> dict[str, Any]:
     from engine.io.records import data_hash
 
@@ -135,7 +135,7 @@ def _card_common(out: Path, base_name: str, tax: Any, gold: str | Path, rows: li
         "name": out.name,
         "base_model": base_name,
         "taxonomy": {"fingerprint": tax.fingerprint(), "names": tax.names},
-        "prompt": {"excerpt_tokens": excerpt_tokens, "max_tags": max_tags, "rules_pack": tagger.pack.digest},
+        "prompt": {"excerpt_tokens": excerpt_tokens, "max_tags": max_tags, "rules_pack": pack.digest},
         "data": {"file": os.path.basename(str(gold)), "sha256": data_hash(rows), "items": len(rows), "fraction": fraction},
     }
 
@@ -181,7 +181,7 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
     groups = {f: [j for j in range(len(rows)) if fold[j] == f] for f in sorted(set(fold))} if learned else {0: list(range(len(rows)))}
     readings, lm = [], None
     for dt in dtypes:
-        lm = tagger = None  # one model at a time (the taggers hold the last one)
+        lm = tagger = None  # one model at a time (a tagger holds it)
         lm = load_model(model, device, adapter=None, dtype=dt)
         layer = heads.line_layer(lm.model)
         got: list[Any] = [None] * len(rows)
@@ -193,8 +193,6 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
                 got[j] = it
         readings.append(got)
         log(f"train: {len(rows)} items, model states in {lm.dtype} after {time.perf_counter() - t_start:.0f} s")
-    if learned:
-        tagger = Tagger(learned.final, mode="hybrid", lm=lm, policy=heads.head_policy(shortlist), excerpt_tokens=excerpt_tokens)
     items, twins = readings[0], (readings[1] if len(readings) > 1 else None)
     states_secs = time.perf_counter() - t_start
     cv = None
@@ -210,7 +208,7 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
     fit_secs = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)
     base_name = model or DEFAULT_MODEL
-    card = _card_common(out, base_name, tax, gold, rows, tagger, excerpt_tokens, max_tags, fraction)
+    card = _card_common(out, base_name, tax, gold, rows, learned.final if learned else base, excerpt_tokens, max_tags, fraction)
     card.update({
         "policy": heads.head_policy(shortlist).settings(),
         "head": head.save(out),

@@ -67,14 +67,14 @@ def learn_packs(rows: Sequence[dict[str, Any]], golds: Sequence[Sequence[str]], 
     extends = None
     if covers:
         extends = "default" if base_spec in (None, "default") else os.path.relpath(Path(base_spec).resolve(), (out / PACK_DIR).resolve())
-    tmp = Path(tempfile.mkdtemp(prefix="tagsmith-packs-"))
     by_fold = {}
-    for f in range(folds):
-        keep = [j for j in range(len(rows)) if fold[j] != f]
-        learned = learn_rows([rows[j] for j in keep], [golds[j] for j in keep], taxonomy, docs=[docs[j] for j in keep])
-        folder = tmp / f"fold-{f}"
-        write(learned, folder, f"fold {f}", extends=None)
-        by_fold[f] = _on(base, load_pack(folder), covers)
+    with tempfile.TemporaryDirectory(prefix="tagsmith-packs-") as tmp:  # each fold's pack is read into memory
+        for f in range(folds):
+            keep = [j for j in range(len(rows)) if fold[j] != f]
+            learned = learn_rows([rows[j] for j in keep], [golds[j] for j in keep], taxonomy, docs=[docs[j] for j in keep])
+            folder = Path(tmp) / f"fold-{f}"
+            write(learned, folder, f"fold {f}", extends=None)
+            by_fold[f] = _on(base, load_pack(folder), covers)
     learned = learn_rows(rows, golds, taxonomy, docs=docs)
     write(learned, out / PACK_DIR, "training file", extends=extends)
     final = load_pack(out / PACK_DIR)  # the pack the adapter loads (with its base, when it extends one)
