@@ -1,4 +1,4 @@
-"""``tagsmith`` command line: tag, explain, batch, eval, rules.
+"""``tagsmith`` command line: tag, explain, batch, eval, train, label, serve, rules.
 
 Unix habits: read a file or ``-`` (stdin), write answers to stdout (JSONL for many),
 diagnostics to stderr, exit 0 on success, 1 when some records failed, 2 for unusable
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import E_ENCODING, E_INPUT, E_OPTION, E_WORKER, E_WRITE_STOPPED, TagsmithError
-from engine.io.records import load_jsonl
+from engine.io.labels import load_gold
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 DTYPE_CHOICES = ("auto", "float32", "bfloat16")  # engine.decision.model.DTYPES, without importing torch
@@ -198,7 +198,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from engine.report.metrics import format_metrics, score
 
     tax = as_taxonomy(args.taxonomy)
-    gold_rows = load_jsonl(args.gold)
+    gold_rows = load_gold(args.gold)
     rows = [{"id": str(r["id"]), "text": r["text"], "repo": r.get("repo", "")} for r in gold_rows]
     tagger = _tagger(args)
     t0 = time.perf_counter()
@@ -273,6 +273,84 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_label(args: argparse.Namespace) -> int:
+    """Label READMEs on a local page (see engine.label), or compare two annotators."""
+    from engine.label import (LabelSession, LabelStore, SessionSettings, compare_labels, read_items, review_items,
+                              write_disagreements)
+    from engine.taxonomy import Taxonomy
+
+    if args.compare:
+        for f in args.compare:
+            if not Path(f).is_file():
+                raise TagsmithError(E_INPUT, "label file not found", file=f)
+        cmp = compare_labels(*args.compare)
+        print(cmp.format())
+        if args.output:
+            write_disagreements(cmp, args.output)
+            print(f"{len(cmp.disagreements)} items to adjudicate: tagsmith label {args.output} -o ADJUDICATED.jsonl --taxonomy TAX",
+                  file=sys.stderr)
+        return EXIT_OK
+    if not args.output or not args.taxonomy:
+        raise TagsmithError(E_OPTION, "tagsmith label needs -o LABELS.jsonl and --taxonomy TAX.json (or --compare A B)")
+    if args.max_tags < 1:
+        raise TagsmithError(E_OPTION, f"--max-tags must be a positive integer, got {args.max_tags}")
+    if args.review and not args.review_input:
+        raise TagsmithError(E_OPTION, "--review OUT.jsonl needs --input IN (the batch run's input, for the READMEs)")
+    if not args.review and not args.input:
+        raise TagsmithError(E_OPTION, "give the READMEs to label (IN), --review OUT.jsonl --input IN, or --compare A B")
+    tax = Taxonomy.load(args.taxonomy)
+    store = LabelStore(args.output)  # refused at once if another session holds the file
+    try:
+        warn = lambda m: print(m, file=sys.stderr)  # noqa: E731
+        read = dict(fmt=args.format, id_col=args.id_col, text_col=args.text_col)
+        items = (review_items(args.review, args.review_input, tax, warn=warn, **read) if args.review
+                 else read_items(args.input, tax, warn=warn, **read))
+        if not items:
+            raise TagsmithError(E_INPUT, "nothing to label", file=args.review or args.input)
+        settings = SessionSettings(max_tags=args.max_tags, order=args.order, random_share=args.random_share, seed=args.seed,
+                                   annotator=args.annotator, review=bool(args.review))
+        session = LabelSession(items, _tagger(args), tax, store, settings)
+        try:
+            return _serve_labels(session, args)
+        finally:
+            session.close()
+    finally:
+        store.close()
+
+
+def _serve_labels(session: Any, args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    try:
+        from engine.label.app import create_label_app
+        from engine.serve import ServerThread
+    except ImportError as exc:
+        raise TagsmithError(E_OPTION, f"the labelling page needs the serve extra (pip install 'tagsmith[serve]'): {exc}") from None
+    first = session.item(session.start)  # the model loads and the first item is ready before the page is
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        server = ServerThread(create_label_app(session), args.host, args.port)
+        url = server.__enter__()
+    except OSError as exc:
+        raise TagsmithError(E_OPTION, f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    try:
+        print(f"tagsmith label: {url}/ ({first['total']} items, {first['decided']} decided; order {session.kind}; "
+              f"every decision is saved to {args.output} as it is made; Ctrl-C stops)", file=sys.stderr, flush=True)
+        if args.open:
+            import webbrowser
+
+            webbrowser.open(url + "/")
+        stop.wait()
+    finally:
+        server.__exit__(None, None, None)
+    done = session.progress()
+    print(f"tagsmith label: {done['decided']} of {done['total']} decided in {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from engine.report.batch import build_report
 
@@ -310,7 +388,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
         from engine.report.rule_analysis import analyze, format_analysis
 
         tax = as_taxonomy(args.taxonomy) if args.taxonomy else as_taxonomy([r.tag for r in pack.rules.values()])
-        gold = [(r["text"], [tax.canonical(t) for t in r.get("tags", [])]) for r in load_jsonl(args.gold)]
+        gold = [(r["text"], [tax.canonical(t) for t in r.get("tags", [])]) for r in load_gold(args.gold)]
         tags, terms = analyze(Lexicon(pack, tax), gold)
         print(format_analysis(tags, terms, min_fires=args.min_fires))
         return EXIT_OK
@@ -353,7 +431,7 @@ def _rules_learn(args: argparse.Namespace) -> int:
     if not Path(args.gold).is_file():
         raise TagsmithError(E_INPUT, "gold file not found", file=args.gold)
     tax = as_taxonomy(args.taxonomy)
-    rows = load_jsonl(args.gold)
+    rows = load_gold(args.gold)
     golds = [gold_tags(r, tax, f"{args.gold}: record {r.get('id')!r}") for r in rows]
     learned = learn_rows(rows, golds, tax, progress=sys.stderr.isatty())
     path = write(learned, out, os.path.basename(args.gold), extends=args.extends, examples=args.examples)
@@ -444,6 +522,29 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--workers", type=int, default=0, help="lexicon worker processes (default 0: in the server process)")
     sv.add_argument("--access-log", action="store_true", help="log every request on stderr")
     _add_engine_opts(sv)
+    lb = sub.add_parser("label", help="label READMEs on a local page (suggestions pre-checked, keyboard first), review a batch, compare annotators")
+    lb.add_argument("input", nargs="?", default=None,
+                    help="READMEs to label: anything batch reads (JSONL, CSV, a folder, -), or a --compare file to adjudicate")
+    lb.add_argument("-o", "--output", default=None, metavar="LABELS.jsonl",
+                    help="the label file: one line per decision, appended; reopening resumes (with --compare: the disagreements)")
+    lb.add_argument("--taxonomy", default=None, metavar="TAX.json")
+    lb.add_argument("--max-tags", type=int, default=3, help="at most N tags per README (default 3)")
+    lb.add_argument("--order", choices=("file", "random", "uncertain"), default="file",
+                    help="file (default), random (seeded), or uncertain: least sure first, with --random-share random picks")
+    lb.add_argument("--random-share", type=float, default=0.2, help="--order uncertain: share of picks made at random, flagged (default 0.2)")
+    lb.add_argument("--seed", type=int, default=0)
+    lb.add_argument("--annotator", default=os.environ.get("USER", ""), help="written in each line (default: $USER)")
+    lb.add_argument("--review", default=None, metavar="OUT.jsonl", help="walk a batch run's answers, least confident first")
+    lb.add_argument("--input", dest="review_input", default=None, metavar="IN", help="--review: the batch run's input")
+    lb.add_argument("--compare", nargs=2, default=None, metavar=("A.jsonl", "B.jsonl"),
+                    help="print two annotators' agreement; -o writes the items to adjudicate")
+    lb.add_argument("--format", choices=["auto", "jsonl", "csv"], default="auto")
+    lb.add_argument("--id-col", default="id", help="CSV column with the id")
+    lb.add_argument("--text-col", default="text", help="CSV column with the description")
+    lb.add_argument("--host", default="127.0.0.1")
+    lb.add_argument("--port", type=int, default=8008, help="0: any free port (the URL is printed)")
+    lb.add_argument("--open", action="store_true", help="open the page in a browser")
+    _add_engine_opts(lb)
     rp = sub.add_parser("report", help="HTML or Markdown report of a batch run")
     rp.add_argument("answers", help="OUT.jsonl written by tagsmith batch")
     rp.add_argument("--explain-dir", required=True, help="the --explain-dir of that run")
@@ -490,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
         # batch job reports (E105), instead of the signal killing the process.
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     args = build_parser().parse_args(argv)
-    handler = {"tag": cmd_tag, "explain": cmd_explain, "batch": cmd_batch, "eval": cmd_eval, "train": cmd_train, "serve": cmd_serve, "report": cmd_report, "rules": cmd_rules,
+    handler = {"tag": cmd_tag, "explain": cmd_explain, "batch": cmd_batch, "eval": cmd_eval, "train": cmd_train, "serve": cmd_serve, "label": cmd_label, "report": cmd_report, "rules": cmd_rules,
                "doctor": cmd_doctor, "grammar": cmd_grammar}[args.cmd]
     try:
         return handler(args)

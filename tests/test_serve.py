@@ -18,6 +18,7 @@ from engine.api import Tagger
 from engine.serve import ServerThread
 from engine.serve.app import Service, ServiceSettings, create_app
 from engine.taxonomy import Taxonomy
+from tests.browser import DevTools, chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 TAX = ROOT / "fixtures" / "taxonomy.json"
@@ -259,63 +260,15 @@ def test_concurrent_answers_equal_single_answers(real_lm, taxonomy):
 
 
 # -- the page, in headless Chromium through the DevTools protocol -----------------------
-CHROME = os.environ.get("CHROMIUM") or __import__("shutil").which("chromium") or __import__("shutil").which("chromium-browser")
-
-
-class DevTools:
-    """Just enough of the Chrome DevTools Protocol to type, click and read a page."""
-
-    def __init__(self, ws) -> None:
-        self.ws = ws
-        self.next_id = 0
-        self.events: list[dict] = []
-
-    def call(self, method: str, **params) -> dict:
-        self.next_id += 1
-        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
-        while True:
-            msg = json.loads(self.ws.recv(timeout=60))
-            if msg.get("id") == self.next_id:
-                assert "error" not in msg, msg
-                return msg["result"]
-            self.events.append(msg)
-
-    def js(self, expr: str):
-        return self.call("Runtime.evaluate", expression=expr, returnByValue=True)["result"].get("value")
-
-
 def test_the_page_in_headless_chromium(rules, tmp_path):
-    assert CHROME, "chromium is missing: run scripts/setup.sh --with-browser"
     url, _ = rules
-    ud = tmp_path / "profile"
-    proc = subprocess.Popen([CHROME, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                             "--disable-component-update", "--disable-sync", "--remote-debugging-port=0", f"--user-data-dir={ud}",
-                             "--window-size=1100,1400", "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        port_file = ud / "DevToolsActivePort"
-        end = time.time() + 60
-        while not (port_file.exists() and port_file.read_text().strip()) and time.time() < end:
-            time.sleep(0.1)
-        port = port_file.read_text().split()[0]
-        page = next(t for t in httpx.get(f"http://127.0.0.1:{port}/json/list").json() if t["type"] == "page")
-        from websockets.sync.client import connect
-
-        with connect(page["webSocketDebuggerUrl"], max_size=1 << 26) as ws:
-            check_page(DevTools(ws), url, tmp_path)
-    finally:
-        proc.kill()
-        proc.wait()
+    with chromium(tmp_path / "profile") as dt:
+        check_page(dt, url, tmp_path)
 
 
 def check_page(dt: DevTools, url: str, tmp_path: Path) -> None:
     """Type a README, click Tag, and read the answer, the candidate table and the marks off the page."""
-    for domain in ("Page.enable", "Runtime.enable", "Log.enable"):
-        dt.call(domain)
-    dt.call("Page.navigate", url=url + "/")
-    for _ in range(100):
-        if dt.js("document.documentElement.getAttribute('data-ready')") == "1":
-            break
-        time.sleep(0.05)
+    dt.open(url + "/")
     dt.js("document.getElementById('text').focus()")
     dt.call("Input.insertText", text=TEXTS["a1"])  # typed, as a user pastes
     dt.js("document.getElementById('n').value='2'")
@@ -337,16 +290,10 @@ def check_page(dt: DevTools, url: str, tmp_path: Path) -> None:
     assert dt.js("document.querySelectorAll('#result table tr').length") > 1  # the candidate table
     marks = dt.js("[...document.querySelectorAll('#result mark')].map(m=>[+m.dataset.start,+m.dataset.end,m.textContent])")
     assert marks and all(TEXTS["a1"][s:e] == t for s, e, t in marks)  # evidence marked where it is
-    shot = dt.call("Page.captureScreenshot", format="png")["data"]
-    png = tmp_path / "serve-page.png"
-    png.write_bytes(__import__("base64").b64decode(shot))
+    png = dt.screenshot(tmp_path / "serve-page.png")
     from PIL import Image
 
     img = Image.open(png).convert("RGB")
     assert img.getcolors(maxcolors=1 << 20) is not None and len(img.getcolors(maxcolors=1 << 20)) > 20  # not blank
     assert dt.js("document.documentElement.getAttribute('data-js-errors')") == "0"
-    dt.call("Runtime.evaluate", expression="1")  # flush pending events
-    bad = [e for e in dt.events if e.get("method") == "Runtime.exceptionThrown"
-           or (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] == "error")
-           or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
-    assert not bad, bad
+    assert not dt.errors(), dt.errors()

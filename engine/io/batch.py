@@ -27,8 +27,8 @@ class BatchStats:
     errors: list[dict] = field(default_factory=list)
 
 
-def open_locked(path: str) -> IO[str]:
-    """Open ``path`` for appending under an exclusive lock: a second batch process writing
+def open_locked(path: str, holder: str = "tagsmith batch", hint: str = "wait for it or choose another -o") -> IO[str]:
+    """Open ``path`` for appending under an exclusive lock: a second process writing
     the same output is refused (E106) instead of interleaving lines with the first."""
     import fcntl
 
@@ -40,8 +40,7 @@ def open_locked(path: str) -> IO[str]:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         fh.close()
-        raise TagsmithError(E_LOCKED, "another tagsmith batch is writing this output; wait for it or choose another -o",
-                            file=path) from None
+        raise TagsmithError(E_LOCKED, f"another {holder} is writing this output; {hint}", file=path) from None
     return fh
 
 
@@ -56,21 +55,27 @@ def _close(fh: IO[str] | None) -> None:
         pass
 
 
-def answered_ids(path: str) -> set[str]:
-    """Ids already in an output file; a torn last line (killed mid-write) is cut off."""
-    ids: set[str] = set()
+def whole_lines(path: str) -> list[bytes]:
+    """The complete lines of an output file; a torn last line (killed mid-write) is cut
+    off the file first, so that appending goes on from a line boundary."""
     if not os.path.exists(path):
-        return ids
+        return []
     with open(path, "rb+") as fh:
         data = fh.read()
         good = data.rfind(b"\n") + 1
         if good < len(data):
             fh.truncate(good)
-        for line in data[:good].splitlines():
-            try:
-                ids.add(str(json.loads(line)["id"]))
-            except (ValueError, KeyError, TypeError):
-                continue
+    return data[:good].splitlines()
+
+
+def answered_ids(path: str) -> set[str]:
+    """Ids already in an output file (see ``whole_lines``)."""
+    ids: set[str] = set()
+    for line in whole_lines(path):
+        try:
+            ids.add(str(json.loads(line)["id"]))
+        except (ValueError, KeyError, TypeError):
+            continue
     return ids
 
 

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from engine.api import EXCERPT_TOKENS, Tagger, as_taxonomy
 from engine.decision.policy import DecisionPolicy
 from engine.errors import E_OPTION, E_TRAIN, TagsmithError
-from engine.io.records import load_jsonl
+from engine.io.labels import load_gold
 from engine.training.card import write_card
 from engine.training.crossval import cross_validate, policy_grid
 from engine.training.examples import build_examples
@@ -121,7 +121,7 @@ def _open_job(gold: str | Path, taxonomy: Any, out: str | Path, fraction: float,
     if out.exists() and any(out.iterdir()):
         raise TagsmithError(E_OPTION, "output folder exists and is not empty", file=str(out))
     tax = as_taxonomy(taxonomy)
-    rows = subsample(load_jsonl(gold), fraction, seed)
+    rows = subsample(load_gold(gold), fraction, seed)
     if folds == 1 or folds < 0 or (folds and folds > len(rows)):
         raise TagsmithError(E_OPTION, f"--folds must be 0 (no cross-validation) or 2..{len(rows)}, got {folds}")
     return out, tax, rows
