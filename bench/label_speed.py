@@ -14,6 +14,7 @@ the page and labels by keyboard, then prints:
   back (no pause: the worst case, where a key waits on the model).
 
     .venv/bin/python bench/label_speed.py [--items 20] [--pause 1.0] [--orders file,uncertain] [--out DIR]
+        [--input LABELLED.jsonl --taxonomy TAX.json]
 
 Screenshots of the page go to ``--out`` (default /tmp/tagsmith-label-speed).
 """
@@ -30,6 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
+# bench/catalogue.py would shadow the catalogue package spaCy imports: keep bench/ off the path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
 
@@ -137,16 +140,21 @@ def main() -> None:
     ap.add_argument("--pause", type=float, default=1.0, help="seconds 'reading' each item before the keys")
     ap.add_argument("--orders", default="file,uncertain")
     ap.add_argument("--out", default="/tmp/tagsmith-label-speed")
+    ap.add_argument("--input", default=None, help="labelled JSONL to label (default: dev.jsonl, else the test fixture)")
+    ap.add_argument("--taxonomy", default=None, help="its tag list")
     args = ap.parse_args()
     from engine.io.records import load_jsonl
     from engine.taxonomy import Taxonomy
 
-    if (SHARED / "dev.jsonl").exists():
+    if args.input:
+        items, tax = Path(args.input), Path(args.taxonomy)
+    elif (SHARED / "dev.jsonl").exists():
         items, tax = SHARED / "dev.jsonl", SHARED / "taxonomy.json"
     else:
         items, tax = ROOT / "fixtures" / "label-items.jsonl", ROOT / "fixtures" / "taxonomy-mini.json"
-    rows = load_jsonl(items)
-    names = Taxonomy.load(tax).names
+    taxonomy = Taxonomy.load(tax)
+    rows = [{**r, "tags": [taxonomy.canonical(t) for t in r["tags"]]} for r in load_jsonl(items)]
+    names = taxonomy.names
     n = min(args.items, len(rows) // 2)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)

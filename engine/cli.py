@@ -227,7 +227,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from engine.training.card import chosen_row
-    from engine.training.job import check_gold, train, train_head
+    from engine.training.job import SHORTLIST, check_gold, train, train_head
     from engine.training.lora import LoraSettings
 
     check_gold(args.gold)
@@ -245,7 +245,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise TagsmithError(E_OPTION, "--epochs, --layers and --rank must be positive")
         settings = LoraSettings(layers=args.layers, rank=args.rank, alpha=2 * args.rank, lr=args.lr, epochs=args.epochs, seed=args.seed)
         card = train(args.gold, args.taxonomy, args.output, model=args.model, device=args.device, rules=args.rules, settings=settings,
-                     folds=3 if args.folds is None else args.folds, shortlist=args.shortlist, fraction=args.fraction, progress=progress,
+                     folds=3 if args.folds is None else args.folds, shortlist=args.shortlist or SHORTLIST, fraction=args.fraction, progress=progress,
                      log=log, command=command, excerpt_tokens=args.excerpt_tokens)
     chosen = chosen_row(card)
     summary = f", cross-validated micro-F1 {chosen['micro_f1']:.3f} top-1 {chosen['top1']:.3f}" if chosen else ""
@@ -506,7 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--lr", type=float, default=1e-3)
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--folds", type=int, default=None, help="cross-validation folds that choose the settings (0: none; default 5, --lora 3)")
-    tr.add_argument("--shortlist", type=int, default=8, help="rule candidates shown to the model")
+    tr.add_argument("--shortlist", type=int, default=None,
+                    help="rule candidates shown to the model (default 8; 12 with a learned pack, whose top 8 hold fewer gold tags)")
     tr.add_argument("--fraction", type=float, default=1.0, help="train on this seeded share of the items (learning curves)")
     tr.add_argument("--quiet", action="store_true")
     sv = sub.add_parser("serve", help="HTTP service with dynamic batching (needs tagsmith[serve])")

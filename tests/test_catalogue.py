@@ -129,7 +129,8 @@ def test_train_learns_a_pack_cross_fitted_and_the_adapter_brings_it(tiny_dir, tm
     tax = [{"id": c["id"], "name": c["name"]} for c in CODES]  # names only: the labels must carry it
     out = tmp_path / "adapter"
     logs = []
-    card = train_head(gold, tax, out, model=str(tiny_dir), device="cpu", folds=2, shortlist=3, dtype="float32", log=logs.append)
+    card = train_head(gold, tax, out, model=str(tiny_dir), device="cpu", folds=2, dtype="float32", log=logs.append)
+    assert card["policy"]["shortlist"] == 12  # a learned pack's default: its top 8 hold fewer gold tags
     assert card["rules"]["pack"] == "rules" and card["rules"]["extends"] is None and card["rules"]["terms"] > 0
     assert card["rules"]["cross_fitted_folds"] == 2 and any("learned" in m for m in logs)
     assert card["prompt"]["rules_pack"] == card["rules"]["digest"] == load_pack(out / "rules").digest
