@@ -197,8 +197,6 @@ def test_compare_two_annotators_and_adjudicate(tmp_path, rules, tax):
 
 # -- labels train ------------------------------------------------------------------------------
 def test_a_label_file_trains(tmp_path, rules, tax, tiny_dir):
-    from engine.training.job import train_head
-
     s, store = session(tmp_path, rules, tax, annotator="ann")
     for k in range(22):
         it = s.item(k)
@@ -210,8 +208,11 @@ def test_a_label_file_trains(tmp_path, rules, tax, tiny_dir):
     rows = load_gold(tmp_path / "labels.jsonl")
     assert len(rows) == 22 and {r["id"]: r["tags"] for r in rows}["l05"] == GOLD["l05"]
     out = tmp_path / "adapter"
-    card = train_head(str(tmp_path / "labels.jsonl"), str(TAX), out, model=str(tiny_dir), device="cpu", folds=2, shortlist=5,
-                      dtype="float32", log=lambda m: None)
+    tr = subprocess.run([sys.executable, "-m", "engine.cli", "train", str(tmp_path / "labels.jsonl"), "--taxonomy", str(TAX), "-o", str(out),
+                         "--model", str(tiny_dir), "--device", "cpu", "--folds", "2", "--shortlist", "5", "--dtype", "float32", "--quiet"],
+                        capture_output=True, text=True, cwd=ROOT)
+    assert tr.returncode == 0, tr.stderr
+    card = json.loads((out / "card.json").read_text())
     assert card["data"]["items"] == 22 and (out / "head.safetensors").exists()
     ev = subprocess.run([sys.executable, "-m", "engine.cli", "eval", str(tmp_path / "labels.jsonl"), "--taxonomy", str(TAX), "--no-llm",
                          "--summary"], capture_output=True, text=True, cwd=ROOT)
