@@ -9,6 +9,7 @@ from typing import Any, Iterable, Sequence
 
 from engine.decision.policy import MODES, DecisionPolicy
 from engine.decision.prepare import Prepared, prepare
+from engine.decision.prompt import prompt_glosses
 from engine.errors import E_EMPTY_TEXT, E_OPTION, TagsmithError
 from engine.lexicon import Lexicon
 from engine.lexicon.readme import Document
@@ -327,7 +328,8 @@ class Tagger:
     def _prepared(self, p: Proposal, tax: Taxonomy, max_tags: int) -> Proposal:
         if p.doc is None:
             raise TagsmithError(E_OPTION, f"record {p.record.get('id')!r} was prepared for {p.prepared.max_tags} tags, not {max_tags}")
-        ready = prepare(self.policy_for(tax), self.lm.tokenizer, p.doc, p.candidates, tax.names, max_tags, self.excerpt_for(tax))
+        ready = prepare(self.policy_for(tax), self.lm.tokenizer, p.doc, p.candidates, tax.names, max_tags, self.excerpt_for(tax),
+                        prompt_glosses(tax))
         return Proposal(p.record, p.doc, p.candidates, ready, p.notes)
 
     def _decide(self, chunk: list[Proposal], tax: Taxonomy, max_tags: int) -> list[TagResult]:

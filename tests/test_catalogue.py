@@ -141,3 +141,30 @@ def test_train_learns_a_pack_cross_fitted_and_the_adapter_brings_it(tiny_dir, tm
     # Other lists keep the built-in pack; a caller's --rules wins.
     assert Tagger(mode="rules", adapter=str(out), model=str(tiny_dir)).pack_for(Taxonomy.from_names(["cli", "lib"])).digest == load_pack().digest
     assert Tagger(load_pack(), mode="rules", adapter=str(out), model=str(tiny_dir)).pack_for(Taxonomy.from_names(tax)).digest == load_pack().digest
+
+
+def test_a_described_lists_shortlist_says_what_each_tag_means(real_lm):
+    """The shortlist line of a described tag carries a gloss of its description, and the
+    head's span covers name and gloss; a list of bare names gets the prompt it had."""
+    from engine.decision.prompt import GLOSS_WORDS, candidate_names, prompt_glosses
+    from engine.decision.prepare import prepare
+    from engine.decision.policy import DecisionPolicy
+
+    described = Taxonomy.from_names(CODES + [{"id": 99, "name": "c-099", "description": "a: long (very) long description of " + "word " * 20}])
+    glosses = prompt_glosses(described)
+    assert glosses["c-002"] == "spreadsheets, ledgers and bookkeeping"
+    assert len(glosses["c-099"].split()) == GLOSS_WORDS and ":" not in glosses["c-099"] and "(" not in glosses["c-099"]
+    assert prompt_glosses(Taxonomy.from_names([c["name"] for c in CODES])) is None
+    assert prompt_glosses(Taxonomy.from_names([{"name": "a", "aliases": ["b"]}])) is None  # aliases only: nothing to gloss
+    text = "# ledgerly\n\nKeep your ledger and invoices in one spreadsheet. Bookkeeping for small firms."
+    policy = DecisionPolicy(mode="hybrid", shortlist=4, prior_weight=0.0, count="model", decider="head")
+    for tax, g in ((described, glosses), (Taxonomy.from_names([c["name"] for c in CODES]), None)):
+        (p,) = Tagger(mode="rules").propose([{"id": "x", "text": text}], described)
+        ready = prepare(policy, real_lm.tokenizer, p.doc, p.candidates, tax.names, 3, 64, g)
+        suffix = ready.prompt.suffix
+        shown = list(ready.head_input.tags)
+        spans = candidate_names(suffix, shown, g)
+        assert spans is not None and shown[0] == "c-002"
+        label = suffix[spans[0][0]:spans[0][1]]
+        assert label == ("c-002 (spreadsheets, ledgers and bookkeeping)" if g else "c-002")
+        assert ready.head_input.spans is not None and len(ready.head_input.spans) == len(shown)

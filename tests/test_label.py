@@ -4,11 +4,9 @@ label file, and the page itself driven by keyboard in headless Chromium."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest

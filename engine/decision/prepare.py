@@ -27,21 +27,22 @@ class Prepared:
 
 
 def prepare(policy: DecisionPolicy, tokenizer: Any, doc: Document, cands: list[Candidate], names: list[str],
-            max_tags: int, budget: int) -> Prepared:
+            max_tags: int, budget: int, glosses: dict[str, str] | None = None) -> Prepared:
     """Plan the decision for one item and build and tokenise its prompt (and, for a
-    decision head, its shortlist's evidence features)."""
+    decision head, its shortlist's evidence features); ``glosses``: ``prompt_glosses``
+    of a described list."""
     plan = policy.plan(cands, names, max_tags)
     # With a prior (hybrid), the model sees the shortlist with its evidence; without
     # one (llm), the whole tag list, which then belongs to the shared prefix.
     shown = [c.tag for c in cands if c.tag in plan.allowed] if plan.log_prior else names
-    prompt = build_prompt(tokenizer, doc, shown, max_tags, budget, cands if plan.log_prior else None)
+    prompt = build_prompt(tokenizer, doc, shown, max_tags, budget, cands if plan.log_prior else None, glosses)
     head_input = None
     if policy.decider == "head" and plan.log_prior:
         enc = tokenizer(prompt.suffix, add_special_tokens=False, return_offsets_mapping=True)
         ids = enc["input_ids"]
         feats = shortlist_features(cands, shown, plan.rules_pick, len(doc.text))
         head_input = HeadInput(tuple(shown), tuple(tuple(f) for f in feats), max_tags,
-                               token_spans(candidate_names(prompt.suffix, shown), enc["offset_mapping"], len(ids)))
+                               token_spans(candidate_names(prompt.suffix, shown, glosses), enc["offset_mapping"], len(ids)))
     else:
         ids = tokenizer(prompt.suffix, add_special_tokens=False)["input_ids"]
     return Prepared(plan, prompt, tuple(ids), max_tags, head_input)

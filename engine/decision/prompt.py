@@ -53,6 +53,33 @@ class Prompt:
 
 
 _SPLIT = "\x00tagsmith-item\x00"
+#: Words of a tag's description shown beside its name in the shortlist (a described list).
+GLOSS_WORDS = 8
+
+
+def prompt_glosses(taxonomy: Any) -> dict[str, str] | None:
+    """Each described tag's gloss: the first ``GLOSS_WORDS`` words of its description,
+    shown after its name in the shortlist, where the model meets the tag (a name such as
+    ``c-017`` tells the model nothing), and the head reads the model's states over name
+    and gloss. None for a list of bare names: its prompts stay as they were, and so do
+    the answers of adapters trained on them. 5-fold CV on train, synonym list, learned
+    pack, shortlist 12: micro-F1 0.671 / top-1 0.843 with glosses, 0.654 / 0.804 without."""
+    if not getattr(taxonomy, "described", False):
+        return None
+    out = {}
+    for t in taxonomy:
+        words = t.description.replace("(", " ").replace(")", " ").replace(":", " ").split()[:GLOSS_WORDS]
+        if words:
+            out[t.name] = " ".join(words).rstrip(",;./ ")
+    return out or None
+
+
+def _label(name: str, glosses: dict[str, str] | None) -> str:
+    """How a shortlisted tag is named in its line: ``name`` or ``name (gloss)``."""
+    g = (glosses or {}).get(name)
+    return f"{name.strip()} ({g})" if g else name.strip()
+
+
 #: Opens the shortlist in a prompt; each candidate then has its own line, ``- name: words``.
 SHORTLIST_HEADER = "Candidate tags with the words that suggest them:"
 _EVIDENCE_CHARS = 40
@@ -75,12 +102,14 @@ def build_prompt(
     max_tags: int,
     budget: int,
     candidates: list[Candidate] | None = None,
+    glosses: dict[str, str] | None = None,
 ) -> Prompt:
     """A chat-formatted prompt that ends where the JSON list must begin.
 
     Without ``candidates`` the model may pick any of ``allowed`` (the taxonomy): that
     list is part of the shared prefix. With candidates, the shortlist and its
-    evidence are the item's own and follow the description.
+    evidence are the item's own and follow the description; ``glosses`` (see
+    ``prompt_glosses``) say what each shortlisted tag means.
     """
     if candidates:
         shared = (f"Choose the tags that describe what the project below is: at most {max_tags}, most important first, "
@@ -98,7 +127,7 @@ def build_prompt(
             # Shortest first, then alphabetical: a set's order changes with the process's hash seed.
             words = sorted({w for w in (_evidence_word(e.text) for e in (c.evidence if c else [])) if w},
                            key=lambda w: (len(w), w))[:4]
-            lines.append(f"- {name.strip()}: {', '.join(words) if words else 'no direct evidence'}")
+            lines.append(f"- {_label(name, glosses)}: {', '.join(words) if words else 'no direct evidence'}")
     user = shared + _SPLIT + "\n".join(lines)
     if getattr(tokenizer, "chat_template", None):
         msgs = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
@@ -109,18 +138,20 @@ def build_prompt(
     return Prompt(prefix, suffix)
 
 
-def candidate_names(suffix: str, names: list[str]) -> list[tuple[int, int]] | None:
-    """Character span of each shortlisted tag's name in its line of a prompt's suffix (in
-    ``names`` order), or None when the suffix has no shortlist. The decision head reads
-    the model's states there: the model has read the README and meets the tag."""
+def candidate_names(suffix: str, names: list[str], glosses: dict[str, str] | None = None) -> list[tuple[int, int]] | None:
+    """Character span of each shortlisted tag's name (with its gloss) in its line of a
+    prompt's suffix (in ``names`` order), or None when the suffix has no shortlist. The
+    decision head reads the model's states there: the model has read the README and
+    meets the tag."""
     at = suffix.find(SHORTLIST_HEADER)
     if at < 0:
         return None
     spans = []
     for name in names:
-        start = suffix.find(f"\n- {name.strip()}:", at)
+        label = _label(name, glosses)
+        start = suffix.find(f"\n- {label}:", at)
         if start < 0:
             return None
-        spans.append((start + 3, start + 3 + len(name.strip())))
+        spans.append((start + 3, start + 3 + len(label)))
         at = start + 1
     return spans

@@ -100,10 +100,12 @@ def _worker_propose(rec: dict) -> Any:
     candidates and the prompt travel back (the README does not)."""
     from engine.api import Proposal
     from engine.decision.prepare import prepare
+    from engine.decision.prompt import prompt_glosses
 
     (p,) = _WORKER["tagger"].propose([rec], _WORKER["tax"])
     tax, n = _WORKER["tax"], _WORKER["max_tags"]
-    ready = prepare(_WORKER["tagger"].policy, _WORKER["tokenizer"], p.doc, p.candidates, tax.names, n, _WORKER["excerpt_tokens"])
+    ready = prepare(_WORKER["tagger"].policy, _WORKER["tokenizer"], p.doc, p.candidates, tax.names, n, _WORKER["excerpt_tokens"],
+                    prompt_glosses(tax))
     return Proposal({k: v for k, v in rec.items() if k != "text"}, None, p.candidates, ready, p.notes)
 
 

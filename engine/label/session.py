@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import random
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import E_INPUT, E_MAX_TAGS, TagsmithError
@@ -109,7 +109,6 @@ class SessionSettings:
     annotator: str = ""
     review: bool = False
     background: bool = True  # score ahead in a thread (uncertain, review)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class LabelSession:
@@ -260,9 +259,7 @@ class LabelSession:
         slot = self.slots[k]
         it = self.items[slot.id]
         self._suggest([slot.id])
-        extra = dict(self.settings.extra)
-        if it.annotators:
-            extra["annotators"] = it.annotators
+        extra = {"annotators": it.annotators} if it.annotators else {}
         self.store.append(Decision(slot.id, tags, it.text, self._sugg[slot.id].tags, round(max(0.0, float(seconds)), 3),
                                    self.settings.annotator, utc_now(), skipped, slot.pick, slot.margin, extra))
         return self.progress()

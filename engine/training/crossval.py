@@ -15,6 +15,7 @@ from typing import Any, Sequence
 from engine.api import Proposal, Tagger
 from engine.decision.policy import DecisionPolicy
 from engine.decision.prepare import prepare
+from engine.decision.prompt import prompt_glosses
 from engine.report.metrics import Metrics, score
 from engine.taxonomy import Taxonomy
 from engine.training.examples import ExampleSet, gold_tags
@@ -51,7 +52,7 @@ def decode_policies(tagger: Tagger, rows: list[dict[str, Any]], tax: Taxonomy, p
     props = tagger.propose(rows, tax)
     tok = tagger.lm.tokenizer
     items = [Proposal(p.record, p.doc, p.candidates,
-                      prepare(pol, tok, p.doc, p.candidates, tax.names, max_tags, tagger.excerpt_for(tax)))
+                      prepare(pol, tok, p.doc, p.candidates, tax.names, max_tags, tagger.excerpt_for(tax), prompt_glosses(tax)))
              for pol in policies for p in props]
     results = tagger.decide(items, tax, max_tags)
     n = len(rows)
