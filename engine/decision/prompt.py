@@ -80,7 +80,8 @@ def _label(name: str, glosses: dict[str, str] | None) -> str:
     return f"{name.strip()} ({g})" if g else name.strip()
 
 
-#: Opens the shortlist in a prompt; each candidate then has its own line, ``- name: words``.
+#: Opens the shortlist in a prompt; each candidate then has its own line, ``- name: words``
+#: (``- name (gloss): words`` in a described list).
 SHORTLIST_HEADER = "Candidate tags with the words that suggest them:"
 _EVIDENCE_CHARS = 40
 
