@@ -334,8 +334,8 @@ def _serve_labels(session: Any, args: argparse.Namespace) -> int:
     try:
         server = ServerThread(create_label_app(session), args.host, args.port)
         url = server.__enter__()
-    except OSError as exc:
-        raise TagsmithError(E_OPTION, f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    except (OSError, RuntimeError) as exc:  # uvicorn binds in its thread: a taken port ends it (RuntimeError)
+        raise TagsmithError(E_OPTION, f"cannot listen on {args.host}:{args.port}: {getattr(exc, 'strerror', None) or exc}") from None
     try:
         print(f"tagsmith label: {url}/ ({first['total']} items, {first['decided']} decided; order {session.kind}; "
               f"every decision is saved to {args.output} as it is made; Ctrl-C stops)", file=sys.stderr, flush=True)

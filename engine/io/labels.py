@@ -14,15 +14,10 @@ from typing import Any
 from engine.io.records import load_jsonl
 
 
-def latest(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The last row of each id, in the order ids first appear (skipped rows included)."""
-    last: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        last[str(r.get("id"))] = r  # a dict keeps the place of the first insertion
-    return list(last.values())
-
-
 def load_gold(path: str | Path) -> list[dict[str, Any]]:
     """Labelled rows ``{id, text, tags, ...}`` of a gold or label file: the last decision
     of each id, skipped items left out."""
-    return [r for r in latest(load_jsonl(path)) if not r.get("skipped")]
+    last: dict[str, dict[str, Any]] = {}
+    for r in load_jsonl(path):
+        last[str(r.get("id"))] = r  # a dict keeps the place of the first insertion
+    return [r for r in last.values() if not r.get("skipped")]

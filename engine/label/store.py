@@ -53,7 +53,6 @@ class LabelStore:
         self.path = path
         self._fh = open_locked(path, holder="tagsmith label", hint="close that session first, or label into another -o")
         self.latest: dict[str, dict[str, Any]] = {}
-        self.lines = 0
         for no, line in enumerate(whole_lines(path), 1):  # after the lock: a torn line is ours to cut
             try:
                 row = json.loads(line)
@@ -62,20 +61,16 @@ class LabelStore:
                 self.close()
                 raise TagsmithError(E_INPUT, "not a label line (JSON with an id)", file=path, line=no) from None
             self.latest[rid] = row
-            self.lines += 1
 
     def append(self, d: Decision) -> None:
+        line = d.to_json()
         try:
-            self._fh.write(d.to_json() + "\n")
+            self._fh.write(line + "\n")
             self._fh.flush()
             os.fsync(self._fh.fileno())
         except OSError as exc:
             raise TagsmithError(E_WRITE_STOPPED, f"cannot write the decision on {d.id!r}: {exc.strerror or exc}", file=self.path) from None
-        self.latest[d.id] = json.loads(d.to_json())
-        self.lines += 1
-
-    def decided(self, rid: str) -> bool:
-        return rid in self.latest
+        self.latest[d.id] = json.loads(line)
 
     def close(self) -> None:
         try:
