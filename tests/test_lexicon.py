@@ -170,3 +170,32 @@ def test_cut_regexes_find_what_the_whole_regexes_find():
             cut += rx is not None and rx is not pre.regex
             matched += bool(_spans(rx, text))
     assert cut >= 100 and matched >= 50  # (the rule examples alone: 275 cut, 63 matched)
+
+
+def test_the_collector_comes_back_as_it_was(taxonomy):
+    """The lexicon pauses the cyclic collector per README (a speed measure): whatever
+    the caller had, enabled or disabled, is what the caller gets back, errors included."""
+    import gc
+
+    from engine.lexicon import proposer
+
+    lex = Lexicon(load_pack(), taxonomy)
+    was = gc.isenabled()
+    try:
+        for state in (True, False):
+            (gc.enable if state else gc.disable)()
+            assert lex.propose(README)
+            assert gc.isenabled() is state
+            with proposer._collector_paused():
+                with proposer._collector_paused():
+                    assert not gc.isenabled()
+                assert not gc.isenabled()
+            assert gc.isenabled() is state
+        gc.enable()
+        try:
+            lex.propose(None)  # type: ignore[arg-type]
+        except Exception:
+            pass
+        assert gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()

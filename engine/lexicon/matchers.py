@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc
@@ -30,6 +30,10 @@ class TermInfo:
     label: str  # human-readable term, for evidence
     weight: float
     where: frozenset[str] | None
+    rule: str = field(init=False, repr=False, compare=False)  # "kind:label", as evidence names it
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rule", f"{self.kind}:{self.label}")
 
 
 @dataclass(frozen=True)

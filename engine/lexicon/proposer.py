@@ -8,8 +8,12 @@ then move score; ``1 - exp(-raw / TAU)`` maps raw scores to [0, 1).
 """
 from __future__ import annotations
 
+import gc
 import math
+import threading
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from engine.lexicon.fuzzy import FuzzyNames
 from engine.lexicon.matchers import CompiledRules, Hit, project_names
@@ -46,6 +50,10 @@ class Lexicon:
 
     def propose(self, text: str, doc: Document | None = None) -> list[Candidate]:
         """All tags with any evidence, best first (ties broken by taxonomy order)."""
+        with _collector_paused():
+            return self._propose(text, doc)
+
+    def _propose(self, text: str, doc: Document | None) -> list[Candidate]:
         doc = doc or segment_readme(text)
         low = lower_same_length(text)
         urls = [(m.start(), m.end()) for m in URL_SPANS.finditer(low)]
@@ -60,43 +68,49 @@ class Lexicon:
         return self._score(doc, hits, negs)
 
     def _score(self, doc: Document, hits: list[Hit], negs: list[Hit]) -> list[Candidate]:
+        # A learned pack's common words make ~2k hits per README: this loop is the
+        # lexicon's hot path, so per-term strings come precomputed (``TermInfo.rule``)
+        # and sections are walked alongside the sorted hits instead of searched.
         neg_by_tag: dict[str, list[Hit]] = defaultdict(list)
         for n in negs:
             neg_by_tag[n.term.tag].append(n)
-        per_term: dict[tuple[str, str, str], list[Evidence]] = defaultdict(list)
+        per_term: dict[tuple[str, str], list[Evidence]] = defaultdict(list)
         vetoed: dict[str, list[Evidence]] = defaultdict(list)
         seen: set[tuple[str, int, int]] = set()
-        doc_len = max(len(doc.text), 1)
-        for h in sorted(hits, key=lambda h: (h.start, -h.end, h.term.kind, h.term.label)):
-            info = h.term
-            key = (info.tag, h.start, h.end)
+        text = doc.text
+        doc_len = max(len(text), 1)
+        segments = doc.segments
+        n_seg, i = len(segments), -1
+        seg_end, seg_kind, seg_w = -1, "body", WEIGHTS["body"]
+        for h in sorted(hits, key=_hit_order):
+            info, start, end = h.term, h.start, h.end
+            tag = info.tag
+            key = (tag, start, end)
             if key in seen:  # the same span via two terms of one tag counts once
                 continue
             seen.add(key)
-            seg = doc.section_at(h.start)
+            while i + 1 < n_seg and segments[i + 1].start <= start:  # hits come sorted by start
+                i += 1
+                seg_end, seg_kind = segments[i].end, segments[i].kind
+                seg_w = WEIGHTS.get(seg_kind, 1.0)
+            kind, section_w = (seg_kind, seg_w) if i >= 0 and start < seg_end else ("body", WEIGHTS["body"])
             if info.where is not None:
-                if seg.kind not in info.where:
+                if kind not in info.where:
                     continue
                 section_w = 1.0
-            else:
-                section_w = WEIGHTS.get(seg.kind, 1.0)
             # Later text is a little less about the project itself.
-            position_w = 1.0 / (1.0 + 0.5 * h.start / doc_len)
-            ev = Evidence(
-                tag=info.tag, rule=f"{info.kind}:{info.label}", text=doc.text[h.start:h.end],
-                start=h.start, end=h.end, section=seg.kind,
-                weight=round(info.weight * section_w * position_w, 4),
-            )
-            vetoes = neg_by_tag.get(info.tag)
-            veto = vetoes and next((n for n in vetoes if n.start - NEGATIVE_WINDOW <= h.start and h.end <= n.end + NEGATIVE_WINDOW), None)
+            position_w = 1.0 / (1.0 + 0.5 * start / doc_len)
+            ev = Evidence(tag, info.rule, text[start:end], start, end, kind, round(info.weight * section_w * position_w, 4))
+            vetoes = neg_by_tag.get(tag)
+            veto = vetoes and next((n for n in vetoes if n.start - NEGATIVE_WINDOW <= start and end <= n.end + NEGATIVE_WINDOW), None)
             if veto:
-                vetoed[info.tag].append(Evidence(**{**ev.__dict__, "weight": 0.0, "vetoed_by": veto.term.label}))
+                vetoed[tag].append(Evidence(**{**ev.__dict__, "weight": 0.0, "vetoed_by": veto.term.label}))
                 continue
-            per_term[(info.tag, info.kind, info.label)].append(ev)
+            per_term[(tag, info.rule)].append(ev)
 
         raw: dict[str, float] = defaultdict(float)
         evidence: dict[str, list[Evidence]] = defaultdict(list)
-        for (tag, _, _), evs in per_term.items():
+        for (tag, _), evs in per_term.items():
             ws = sorted((e.weight for e in evs), reverse=True)
             raw[tag] += ws[0] + REPEAT_SHARE * math.log1p(sum(ws[1:]))
             evidence[tag].extend(evs)
@@ -140,6 +154,43 @@ class Lexicon:
                 if target is not None and target.name in base and score >= 0.5 * base[target.name]:
                     raw[target.name] *= PREFER_FACTOR
                     notes[target.name].append(f"x{PREFER_FACTOR} {tag} preferred over it")
+
+
+_pause_lock = threading.Lock()
+_pause_depth = 0
+_pause_restore = False
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while one README is proposed for.
+
+    A learned pack's common words make ~2k hits per README, and the hits and their
+    evidence live until the README is scored: that many live allocations trigger full
+    collections, which walk the whole heap (the model, spaCy's vocabulary) and took a
+    third of rules-mode time (``bench/lexicon_speed.py``, synonym list's learned pack:
+    41 -> 62 READMEs/s per core without them). Reference counting frees what one
+    README made when it is done; anything cyclic waits for the next collection after
+    it, so the pause is bounded by one README. Nested and threaded use keep the
+    collector off until the last one leaves, then restore the state the first found.
+    """
+    global _pause_depth, _pause_restore
+    with _pause_lock:
+        if _pause_depth == 0:
+            _pause_restore = gc.isenabled()
+            gc.disable()
+        _pause_depth += 1
+    try:
+        yield
+    finally:
+        with _pause_lock:
+            _pause_depth -= 1
+            if _pause_depth == 0 and _pause_restore:
+                gc.enable()
+
+
+def _hit_order(h: Hit) -> tuple[int, int, str, str]:
+    return (h.start, -h.end, h.term.kind, h.term.label)
 
 
 def _outside(hits: list[Hit], spans: list[tuple[int, int]]) -> list[Hit]:
