@@ -251,6 +251,24 @@ def test_consistency_term_makes_twin_readings_score_alike():
         fit(items, tags, twins=twins[::-1])  # twins must be the same items, in order
 
 
+def test_cross_validation_fits_side_by_side_as_in_turn():
+    """The grid's fits run on a pool of threads, one core each: the rows and the chosen
+    setting are the same, to the last digit, as with the fits one after another."""
+    import torch
+
+    from engine.decision.head import ItemStates
+    from engine.training.head import HeadItem, cross_validate
+
+    tags, items = _synthetic_items(n=60, d=16)
+    twins = [HeadItem(it.id, it.input, ItemStates(it.state.item + 0.01), it.gold, it.rules_pick) for it in items]
+    threads = torch.get_num_threads()
+    alone = cross_validate(items, tags, 3, 0, 3, twins=twins, grid_kinds=("all", "rules"), workers=1)
+    pooled = cross_validate(items, tags, 3, 0, 3, twins=twins, grid_kinds=("all", "rules"), workers=3)
+    assert pooled.rows == alone.rows and pooled.chosen == alone.chosen
+    assert len(alone.rows) > 1 and all("agreement" in r for r in alone.rows[1:])
+    assert torch.get_num_threads() == threads  # the caller's setting comes back
+
+
 def test_head_adapter_trains_decides_and_is_refused_elsewhere(tiny_dir, tmp_path):
     from engine.decision.adapter import read_adapter
     from engine.decision.head import TagScore

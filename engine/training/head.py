@@ -24,8 +24,11 @@ answers identical across dtypes, micro-F1 bfloat16 / float32): no term 97.1%, 0.
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from engine.api import Tagger
 from engine.decision.head import KINDS, DecisionHead, HeadInput, ItemStates
@@ -109,34 +112,47 @@ def fit(items: Sequence[HeadItem], tags: list[str], kind: str = "all", state_l2:
     from run to run, and L-BFGS magnifies the last bits, so the same data would give
     heads that differ in the 5th digit. One thread makes the head a function of the data.
     """
-    import torch
-
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    with _one_thread():
+        return _fit(items, tags, kind, state_l2, threshold, line_l2, iterations, layer, twins, consistency)
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Torch's operations on one thread inside the block (threads started in it too)."""
+    import torch
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _fit(items, tags, kind, state_l2, threshold, line_l2, iterations, layer, twins, consistency)
+        yield
     finally:
         torch.set_num_threads(threads)
 
 
-def _rows(items: Sequence[HeadItem], index: dict[str, int]) -> tuple[Any, Any, Any, Any, Any]:
-    """Evidence, tag index, item state, tag-name state and label of every shortlisted
-    (item, tag) pair, in float64."""
+def _rows(items: Sequence[HeadItem], index: dict[str, int]) -> tuple[Any, Any, Any, Any, Any, Any]:
+    """Evidence, tag index, item index, tag-name state and label of every shortlisted
+    (item, tag) pair, and the state of every item with a shortlist, in float64.
+
+    An item's state is the same for all its shortlisted tags, so it is kept once per
+    item: the fit scores all tags of an item with one product (``logits``) instead of
+    copying the state into each of its ~12 rows.
+    """
     import torch
 
     f64 = torch.float64
-    F, T, H, L, Y = [], [], [], [], []
+    F, T, I, H, L, Y = [], [], [], [], [], []
     for it in items:
         if it.input is None:
             continue
         gold = set(it.gold)
+        H.append(it.state.item.to(f64))
         for k, (t, f) in enumerate(zip(it.input.tags, it.input.features)):
-            F.append(list(f)); T.append(index[t]); H.append(it.state.item.to(f64)); Y.append(float(t in gold))
+            F.append(list(f)); T.append(index[t]); I.append(len(H) - 1); Y.append(float(t in gold))
             L.append((it.state.lines[k] if it.state.lines is not None else it.state.item).to(f64))
-    return (torch.tensor(F, dtype=f64), torch.tensor(T, dtype=torch.long), torch.stack(H), torch.stack(L),
-            torch.tensor(Y, dtype=f64))
+    return (torch.tensor(F, dtype=f64), torch.tensor(T, dtype=torch.long), torch.tensor(I, dtype=torch.long),
+            torch.stack(H), torch.stack(L), torch.tensor(Y, dtype=f64))
 
 
 def _fit(items: Sequence[HeadItem], tags: list[str], kind: str, state_l2: float, threshold: float, line_l2: float | None,
@@ -145,18 +161,20 @@ def _fit(items: Sequence[HeadItem], tags: list[str], kind: str, state_l2: float,
 
     f64 = torch.float64
     index = {t: i for i, t in enumerate(tags)}
-    F_, T_, H_, L_, Y_ = _rows(items, index)
+    F_, T_, I_, H_, L_, Y_ = _rows(items, index)
     fm, fs = F_.mean(0), F_.std(0) + 1e-6
     if twins is not None:
         if [it.id for it in twins] != [it.id for it in items]:
             raise ValueError("twins must be the same items, in the same order")
-        F2, T2, H2, L2, _ = _rows(twins, index)
-        if not (torch.equal(T2, T_) and torch.equal(F2, F_)):
+        F2, T2, I2, H2, L2, _ = _rows(twins, index)
+        if not (torch.equal(T2, T_) and torch.equal(I2, I_) and torch.equal(F2, F_)):
             raise ValueError("twins must be the same items with the same shortlists and evidence")
-        Hs, Ls = torch.cat([H_, H2]), torch.cat([L_, L2])
+        Hs, Ls = torch.cat([H_[I_], H2[I_]]), torch.cat([L_, L2])
     else:
-        Hs, Ls = H_, L_
+        Hs, Ls = H_[I_], L_
+    # Statistics over (item, tag) rows, as the head has always been standardised.
     hm, hs = Hs.mean(0), Hs.std(0) + 1e-6
+    del Hs
     lm_, ls = Ls.mean(0), Ls.std(0) + 1e-6
     Fn, Hn, Ln = (F_ - fm) / fs, (H_ - hm) / hs, (L_ - lm_) / ls
     Hn2, Ln2 = ((H2 - hm) / hs, (L2 - lm_) / ls) if twins is not None else (None, None)
@@ -179,11 +197,11 @@ def _fit(items: Sequence[HeadItem], tags: list[str], kind: str, state_l2: float,
     def closure() -> Any:
         opt.zero_grad()
         bm, Wm = b * labelled, W * labelled[:, None]
-        z = logits(Fn, T_, Hn, Ln, a, a0, bm, Wm, v)
+        z = logits(Fn, T_, I_, Hn, Ln, a, a0, bm, Wm, v)
         if Hn2 is None:
             loss = bce(z, Y_)
         else:
-            z2 = logits(Fn, T_, Hn2, Ln2, a, a0, bm, Wm, v)
+            z2 = logits(Fn, T_, I_, Hn2, Ln2, a, a0, bm, Wm, v)
             loss = 0.5 * (bce(z, Y_) + bce(z2, Y_)) + consistency * ((z - z2) ** 2).mean()
         loss = loss + penalty(b, W, v, state_l2, line_l2, n)
         loss.backward()
@@ -202,10 +220,12 @@ def _fit(items: Sequence[HeadItem], tags: list[str], kind: str, state_l2: float,
                         line_std=ls.to(f32) if lines else None, line_layer=layer if lines else None)
 
 
-def logits(F: Any, T: Any, H: Any, L: Any, a: Any, a0: Any, b: Any, W: Any, v: Any) -> Any:
+def logits(F: Any, T: Any, I: Any, H: Any, L: Any, a: Any, a0: Any, b: Any, W: Any, v: Any) -> Any:
     """The head's scores ``a.f + a0 + b[t] + W[t].h + v.g(t)`` for rows of standardised
-    evidence ``F``, tag indices ``T``, item states ``H`` and tag-name states ``L``."""
-    return F @ a + a0 + b[T] + (W[T] * H).sum(-1) + L @ v
+    evidence ``F``, tag indices ``T``, item indices ``I`` into the items' states ``H``
+    and tag-name states ``L``. ``W[t].h`` comes from one (items x tags) product, as the
+    head computes it when tagging (``W @ h``)."""
+    return F @ a + a0 + b[T] + (H @ W.T)[I, T] + L @ v
 
 
 def penalty(b: Any, W: Any, v: Any, state_l2: float, line_l2: float | None, rows: int) -> Any:
@@ -241,12 +261,15 @@ def _row(setting: dict[str, Any], m: Metrics) -> dict[str, Any]:
 
 def cross_validate(items: list[HeadItem], tags: list[str], folds: int, seed: int, max_tags: int, kind: str = "all",
                    log: Callable[[str], None] | None = None, twins: list[HeadItem] | None = None,
-                   grid_kinds: Sequence[str] = KINDS) -> HeadCV:
+                   grid_kinds: Sequence[str] = KINDS, workers: int | None = None) -> HeadCV:
     """Out-of-fold answers for every grid point (and for the ablations), scored over all
     items; the best micro-F1 (then top-1) of ``kind`` is chosen. With ``twins`` (the
     items read in a second dtype) both readings are fitted together, each reading's
     out-of-fold answers are scored, a setting's score is their mean, and each row also
-    says the share of items whose answers agree between the readings."""
+    says the share of items whose answers agree between the readings. ``workers``: fits
+    run at once (default: the cores this process may use)."""
+    import torch
+
     fold = fold_of(len(items), folds, seed)
     gold = [it.gold for it in items]
     views = [items] if twins is None else [items, twins]
@@ -254,34 +277,52 @@ def cross_validate(items: list[HeadItem], tags: list[str], folds: int, seed: int
     grid = [(k, l2, ll) for k in grid_kinds for l2 in (STATE_L2 if k != "rules" else (0.0,))
             for ll in (LINE_L2S if k != "rules" else (None,))]
     best: tuple[tuple[float, float], dict[str, Any]] | None = None
-    for k, l2, ll in grid:
-        oof = [{th: [None] * len(items) for th in THRESHOLDS} for _ in views]
-        for f in range(folds):
-            train = [j for j in range(len(items)) if fold[j] != f]
-            head = fit([items[j] for j in train], tags, k, l2, line_l2=ll,
-                       twins=[twins[j] for j in train] if twins is not None else None)
-            held = [j for j in range(len(items)) if fold[j] == f]
-            for v, view in enumerate(views):
-                for th, got in answers(head, [view[j] for j in held], max_tags, THRESHOLDS).items():
-                    for j, a in zip(held, got):
-                        oof[v][th][j] = a
-        for th in THRESHOLDS:
-            ms = [score(gold, o[th]) for o in oof]
-            m = ms[0] if len(ms) == 1 else _mean_metrics(ms)
-            setting = {"kind": k, "state_l2": l2, "line_l2": ll, "threshold": th}
-            row = _row(setting, m)
-            if twins is not None:
-                row["micro_f1_by_dtype"] = [round(x.micro_f1, 4) for x in ms]
-                row["agreement"] = round(sum(a == b for a, b in zip(oof[0][th], oof[1][th])) / len(items), 4)
-            rows.append(row)
-            if k == kind and (best is None or (m.micro_f1, m.top1) > best[0]):
-                best = ((m.micro_f1, m.top1), setting)
-        if log:
-            top = max((r for r in rows if r.get("kind") == k and r.get("state_l2") == l2 and r.get("line_l2") == ll), key=lambda r: r["micro_f1"])
-            agree = f", answers agree across dtypes {top['agreement']:.3f}" if "agreement" in top else ""
-            log(f"train: head {k}, state L2 {l2}, line L2 {ll}: best micro-F1 {top['micro_f1']:.3f} at threshold {top['threshold']}{agree}")
+    parts = [([j for j in range(len(items)) if fold[j] != f], [j for j in range(len(items)) if fold[j] == f]) for f in range(folds)]
+
+    def fit_fold(job: tuple[str, float, float | None, int]) -> DecisionHead:
+        k, l2, ll, f = job
+        torch.set_num_threads(1)  # this thread's operations too (see _one_thread)
+        train = parts[f][0]
+        return _fit([items[j] for j in train], tags, k, l2, threshold=0.4, line_l2=ll, iterations=300, layer=None,
+                    twins=[twins[j] for j in train] if twins is not None else None, consistency=CONSISTENCY)
+
+    # Each fit runs on one thread (a function of its data alone, see ``fit``), so the
+    # grid's fits run side by side, one per core, and give the same heads as in turn.
+    with _one_thread(), ThreadPoolExecutor(max_workers=max(1, min(workers or _cores(), len(grid) * folds))) as pool:
+        heads = pool.map(fit_fold, [(k, l2, ll, f) for k, l2, ll in grid for f in range(folds)])
+        for k, l2, ll in grid:
+            oof = [{th: [None] * len(items) for th in THRESHOLDS} for _ in views]
+            for f in range(folds):
+                head = next(heads)
+                held = parts[f][1]
+                for v, view in enumerate(views):
+                    for th, got in answers(head, [view[j] for j in held], max_tags, THRESHOLDS).items():
+                        for j, a in zip(held, got):
+                            oof[v][th][j] = a
+            for th in THRESHOLDS:
+                ms = [score(gold, o[th]) for o in oof]
+                m = ms[0] if len(ms) == 1 else _mean_metrics(ms)
+                setting = {"kind": k, "state_l2": l2, "line_l2": ll, "threshold": th}
+                row = _row(setting, m)
+                if twins is not None:
+                    row["micro_f1_by_dtype"] = [round(x.micro_f1, 4) for x in ms]
+                    row["agreement"] = round(sum(a == b for a, b in zip(oof[0][th], oof[1][th])) / len(items), 4)
+                rows.append(row)
+                if k == kind and (best is None or (m.micro_f1, m.top1) > best[0]):
+                    best = ((m.micro_f1, m.top1), setting)
+            if log:
+                top = max((r for r in rows if r.get("kind") == k and r.get("state_l2") == l2 and r.get("line_l2") == ll), key=lambda r: r["micro_f1"])
+                agree = f", answers agree across dtypes {top['agreement']:.3f}" if "agreement" in top else ""
+                log(f"train: head {k}, state L2 {l2}, line L2 {ll}: best micro-F1 {top['micro_f1']:.3f} at threshold {top['threshold']}{agree}")
     assert best is not None
     return HeadCV(folds, rows, best[1])
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _mean_metrics(ms: list[Metrics]) -> Metrics:
