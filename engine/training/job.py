@@ -12,6 +12,7 @@ and its card. About 35 minutes on a 2-core CPU for 419 items.
 """
 from __future__ import annotations
 
+import gc
 import os
 import random
 import sys
@@ -201,6 +202,10 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
         log(f"train: {len(rows)} items, model states in {lm.dtype} after {time.perf_counter() - t_start:.0f} s")
     items, twins = readings[0], (readings[1] if len(readings) > 1 else None)
     states_secs = time.perf_counter() - t_start
+    # The head is fitted from the states alone: the model leaves before the fits start.
+    ran_on = str(lm.device)
+    lm = tagger = None
+    gc.collect()
     cv = None
     chosen = {"kind": kind, "state_l2": 0.3, "line_l2": heads.LINE_L2, "threshold": 0.4}
     if folds:
@@ -219,7 +224,7 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
         "policy": heads.head_policy(shortlist).settings(),
         "head": head.save(out),
         "training": {"seconds": round(time.perf_counter() - t_start, 1), "states_seconds": round(states_secs, 1),
-                     "final_fit_seconds": round(fit_secs, 2), "device": str(lm.device),
+                     "final_fit_seconds": round(fit_secs, 2), "device": ran_on,
                      "dtypes": list(dtypes), "peak_rss_mb": round(peak_rss_mb(), 1),
                      "seed": seed, "versions": {"torch": torch.__version__, "transformers": transformers.__version__}},
         "cross_validation": cv.to_dict() if cv else None,
