@@ -10,7 +10,7 @@ measured in the same run.
     .venv/bin/python bench/lexicon_speed.py --adapter synonyms=$W/synonyms/adapter-1,$W/synonyms/described.json \\
         [--adapter NAME=DIR,TAX.json ...] [--repeats 3]
 
-The adapters and tag lists come from ``bench/catalogue.py`` (its ``--work`` folder) or
+The adapters and tag lists come from ``bench/catalogues.py`` (its ``--work`` folder) or
 ``tagsmith train``; the tag list is the one the adapter was trained with.
 """
 from __future__ import annotations
@@ -26,7 +26,6 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]  # bench/catalogue.py shadows a package
 sys.path.insert(0, str(ROOT))
 
 

@@ -1,4 +1,4 @@
-"""Catalogues tagsmith has no rules for, built from the home list (for bench/catalogue.py):
+"""Catalogues tagsmith has no rules for, built from the home list (for bench/catalogues.py):
 the same concepts under other names, or coarser.
 
 - ``synonyms``: every tag renamed as another catalogue might name it (``lib`` ->

@@ -16,7 +16,7 @@ of it, so it becomes a rule here (``described_rule``):
 
 The description's terms add to a rule learned from labels (``tagsmith rules
 learn``): together they rank the right tag higher than either alone (5-fold cross-validation on train, the synonym catalogue of
-``bench/catalogue.py``, rules only: micro-F1 0.482 learned / 0.472 described / 0.515
+``bench/catalogues.py``, rules only: micro-F1 0.482 learned / 0.472 described / 0.515
 both; gold tags in the top 8 candidates 0.776 / - / 0.800). A hand-written rule
 supersedes the description (its aliases still count): the default pack was written
 with care, and its tags' descriptions added on top cost 0.016 of dev micro-F1 in rules

@@ -20,7 +20,7 @@ at least ``MIN_DF`` of them. Per tag ``t`` (``n_t`` of ``n`` READMEs), with a te
   enough of the word's false hits to pay.
 
 Chosen by 5-fold cross-validation on train.jsonl, the synonym catalogue of
-``bench/catalogue.py``, rules only, the share of gold tags among the top 8 candidates
+``bench/catalogues.py``, rules only, the share of gold tags among the top 8 candidates
 (what the decision head can choose from) and micro-F1: precision method 0.693 / 0.462;
 logistic 0.752 / 0.476 (coefficients x 0.5), 0.763 / 0.464 (x 1); with the lift
 filter at 3 x base and precision >= 0.15, 0.659 / 0.431; at 1.5 x base, 0.776 / 0.482.

@@ -12,7 +12,7 @@ and scores on dev:
 - "new tags": the hand rules of 10 tags dropped, then recovered from labels (the
   learned pack on top of the rest of the hand pack), scored on those 10 tags.
 
-    .venv/bin/python bench/catalogue.py [--kinds synonyms,codes,coarse] [--fractions 1.0,0.5,0.25]
+    .venv/bin/python bench/catalogues.py [--kinds synonyms,codes,coarse] [--fractions 1.0,0.5,0.25]
         [--dtype both] [--skip-zero] [--skip-home] [--skip-new-tags] [--work DIR]
 
 Each training run takes minutes (most of it the model's states); the table is printed
@@ -30,8 +30,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-# This file's name is also a package spaCy imports (catalogue): keep bench/ off the path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
 
