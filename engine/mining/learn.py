@@ -37,6 +37,7 @@ from typing import Any, Sequence
 
 from engine.mining.terms import DocTerms
 from engine.taxonomy import Taxonomy
+from engine.threads import one_thread
 
 MIN_SUPPORT = 3
 #: How weights are set: ``logistic`` (a per-tag logistic regression on term presence
@@ -128,9 +129,7 @@ def _logistic(docs: Sequence[DocTerms], golds: Sequence[Sequence[str]], taxonomy
     tags = [t.name for t in taxonomy if any(t.name in g for g in golds)]
     if not vocab or not tags:
         return {}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         X = torch.zeros(len(docs), len(vocab))
         for j, d in enumerate(docs):
             idx = [col[w] for w in d.terms if w in col]
@@ -152,8 +151,6 @@ def _logistic(docs: Sequence[DocTerms], golds: Sequence[Sequence[str]], taxonomy
         with torch.enable_grad():
             opt.step(closure)
         Wd = W.detach()
-    finally:
-        torch.set_num_threads(threads)
     out: dict[str, dict[str, float]] = {}
     for k, t in enumerate(tags):
         col_k = Wd[:, k]

@@ -24,11 +24,9 @@ answers identical across dtypes, micro-F1 bfloat16 / float32): no term 97.1%, 0.
 """
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 from engine.api import Tagger
 from engine.decision.head import KINDS, DecisionHead, HeadInput, ItemStates
@@ -36,6 +34,7 @@ from engine.decision.policy import DecisionPolicy
 from engine.training.packs import fold_of
 from engine.report.metrics import Metrics, score
 from engine.taxonomy import Taxonomy
+from engine.threads import one_thread, usable_cores
 
 #: Grid chosen over by cross-validation: L2 strength on the per-tag state weights, and
 #: the probability a 2nd/3rd tag needs.
@@ -108,27 +107,12 @@ def fit(items: Sequence[HeadItem], tags: list[str], kind: str = "all", state_l2:
     in another dtype (same order, same shortlists); both readings are fitted, with the
     consistency term between them (module docstring).
 
-    In float64 on one thread: a multi-threaded float32 sum adds in an order that varies
-    from run to run, and L-BFGS magnifies the last bits, so the same data would give
-    heads that differ in the 5th digit. One thread makes the head a function of the data.
+    In float64 on one thread (``engine/threads.py``): the head is a function of the data.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    with _one_thread():
+    with one_thread():
         return _fit(items, tags, kind, state_l2, threshold, line_l2, iterations, layer, twins, consistency)
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Torch's operations on one thread inside the block (threads started in it too)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _rows(items: Sequence[HeadItem], index: dict[str, int]) -> tuple[Any, Any, Any, Any, Any, Any]:
@@ -268,8 +252,6 @@ def cross_validate(items: list[HeadItem], tags: list[str], folds: int, seed: int
     out-of-fold answers are scored, a setting's score is their mean, and each row also
     says the share of items whose answers agree between the readings. ``workers``: fits
     run at once (default: the cores this process may use)."""
-    import torch
-
     fold = fold_of(len(items), folds, seed)
     gold = [it.gold for it in items]
     views = [items] if twins is None else [items, twins]
@@ -281,14 +263,14 @@ def cross_validate(items: list[HeadItem], tags: list[str], folds: int, seed: int
 
     def fit_fold(job: tuple[str, float, float | None, int]) -> DecisionHead:
         k, l2, ll, f = job
-        torch.set_num_threads(1)  # this thread's operations too (see _one_thread)
         train = parts[f][0]
-        return _fit([items[j] for j in train], tags, k, l2, threshold=0.4, line_l2=ll, iterations=300, layer=None,
-                    twins=[twins[j] for j in train] if twins is not None else None, consistency=CONSISTENCY)
+        return fit([items[j] for j in train], tags, k, l2, line_l2=ll,
+                   twins=[twins[j] for j in train] if twins is not None else None)
 
-    # Each fit runs on one thread (a function of its data alone, see ``fit``), so the
-    # grid's fits run side by side, one per core, and give the same heads as in turn.
-    with _one_thread(), ThreadPoolExecutor(max_workers=max(1, min(workers or _cores(), len(grid) * folds))) as pool:
+    # Each fit runs on one thread (a function of its data alone, see engine/threads.py),
+    # so the grid's fits run side by side, one per core, and give the same heads as in
+    # turn. The pool starts on one thread too: no fit ever sees more.
+    with one_thread(), ThreadPoolExecutor(max_workers=max(1, min(workers or usable_cores(), len(grid) * folds))) as pool:
         heads = pool.map(fit_fold, [(k, l2, ll, f) for k, l2, ll in grid for f in range(folds)])
         for k, l2, ll in grid:
             oof = [{th: [None] * len(items) for th in THRESHOLDS} for _ in views]
@@ -316,13 +298,6 @@ def cross_validate(items: list[HeadItem], tags: list[str], folds: int, seed: int
                 log(f"train: head {k}, state L2 {l2}, line L2 {ll}: best micro-F1 {top['micro_f1']:.3f} at threshold {top['threshold']}{agree}")
     assert best is not None
     return HeadCV(folds, rows, best[1])
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _mean_metrics(ms: list[Metrics]) -> Metrics:
