@@ -102,6 +102,7 @@ class Tagger:
         analyze_chars: int = ANALYZE_CHARS,
         dtype: str | None = None,
         constraint: str = "direct",
+        neighbours: Any = None,
     ) -> None:
         if mode not in MODES:
             raise TagsmithError(E_OPTION, f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -110,6 +111,10 @@ class Tagger:
         # brings it for the lists it covers (``pack_for``).
         self._pack_given = pack is not None
         self._adapter_packs: dict[str, RulePack | None] = {}
+        # Labelled READMEs whose tags vote (``engine/neighbours``): the caller's index,
+        # else the adapter's for the lists it covers (``neighbours_for``).
+        self._neighbours = neighbours
+        self._adapter_neighbours: dict[str, Any] = {}
         self.mode = mode
         # An explicit policy is used as given; otherwise a trained adapter's card supplies
         # the hybrid policy for tag lists it covers (see ``policy_for``).
@@ -165,6 +170,25 @@ class Tagger:
                 path = DEFAULT_ADAPTER if (self.model_spec or DEFAULT_MODEL) == DEFAULT_MODEL and DEFAULT_ADAPTER.is_dir() else None
             self._adapter_packs[key] = adapter_pack(path, taxonomy) if path is not None else None
         return self._adapter_packs[key] or self.pack
+
+    def neighbours_for(self, taxonomy: Taxonomy) -> Any:
+        """The ``NeighbourIndex`` whose votes the decision head reads for a tag list: the
+        caller's; else the one a trained adapter keeps, when it decides for the list."""
+        if self._neighbours is not None:
+            return self._neighbours
+        if self.mode == "rules" or not self.adapter_applies(taxonomy):
+            return None
+        key = taxonomy.fingerprint()
+        if key not in self._adapter_neighbours:
+            from engine.decision.adapter import adapter_neighbours
+
+            info = self.lm.adapter.info
+            self._adapter_neighbours[key] = adapter_neighbours(info.path, taxonomy)
+        return self._adapter_neighbours[key]
+
+    def head_neighbours(self, taxonomy: Taxonomy, policy: DecisionPolicy) -> Any:
+        """The index whose vote a decision head reads under ``policy`` (None when no head decides)."""
+        return self.neighbours_for(taxonomy) if policy.decider == "head" else None
 
     def lexicon_spec(self) -> dict[str, Any]:
         """Keyword arguments of a rules-mode ``Tagger`` in another process whose lexicon
@@ -328,8 +352,15 @@ class Tagger:
     def _prepared(self, p: Proposal, tax: Taxonomy, max_tags: int) -> Proposal:
         if p.doc is None:
             raise TagsmithError(E_OPTION, f"record {p.record.get('id')!r} was prepared for {p.prepared.max_tags} tags, not {max_tags}")
-        ready = prepare(self.policy_for(tax), self.lm.tokenizer, p.doc, p.candidates, tax.names, max_tags, self.excerpt_for(tax),
-                        prompt_glosses(tax))
+        policy = self.policy_for(tax)
+        index = self.head_neighbours(tax, policy)
+        vote = None
+        if index is not None:
+            from engine.neighbours import vote_text
+
+            vote = vote_text(index, p.doc.text)
+        ready = prepare(policy, self.lm.tokenizer, p.doc, p.candidates, tax.names, max_tags, self.excerpt_for(tax),
+                        prompt_glosses(tax), vote)
         return Proposal(p.record, p.doc, p.candidates, ready, p.notes)
 
     def _decide(self, chunk: list[Proposal], tax: Taxonomy, max_tags: int) -> list[TagResult]:
@@ -365,6 +396,10 @@ class Tagger:
             if out.head is not None:
                 decision["head"] = [v.to_dict() for v in out.head]
                 decision["head_threshold"] = decoder.head.threshold
+            vote = p.prepared.vote
+            if vote is not None:
+                decision["neighbours"] = {"votes": {t: v for t, v in vote.ranked() if t in plan.allowed},
+                                          "added": list(plan.added), "nearest": [n.to_dict() for n in vote.neighbours[:5]]}
             results.append(self._finish(p.record, tax, max_tags, p.candidates, out.tags, plan.rules_pick, decision, out.tag_prob, p.notes))
         return results
 

@@ -239,7 +239,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                           folds=5 if args.folds is None else args.folds, seed=args.seed, shortlist=args.shortlist,
                           kind=args.head, fraction=args.fraction, progress=progress, log=log, command=command,
                           excerpt_tokens=args.excerpt_tokens, dtype=args.dtype, ablations=args.ablations,
-                          learn_rules=args.learn_rules)
+                          learn_rules=args.learn_rules, neighbours=None if args.no_neighbours else args.neighbours)
     else:
         if args.epochs < 1 or args.layers < 1 or args.rank < 1:
             raise TagsmithError(E_OPTION, "--epochs, --layers and --rank must be positive")
@@ -508,6 +508,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--folds", type=int, default=None, help="cross-validation folds that choose the settings (0: none; default 5, --lora 3)")
     tr.add_argument("--shortlist", type=int, default=None,
                     help="rule candidates shown to the model (default 8; 12 with a learned pack, whose top 8 hold fewer gold tags)")
+    from engine.neighbours import ADDS as NEIGHBOUR_TAGS
+
+    tr.add_argument("--neighbours", type=int, default=NEIGHBOUR_TAGS,
+                    help=f"the adapter keeps an index of the labelled READMEs, whose vote is evidence for the head; it also adds "
+                         f"its best N tags to the shortlist (default {NEIGHBOUR_TAGS})")
+    tr.add_argument("--no-neighbours", action="store_true", help="keep no index of the labelled READMEs (no votes)")
     tr.add_argument("--fraction", type=float, default=1.0, help="train on this seeded share of the items (learning curves)")
     tr.add_argument("--quiet", action="store_true")
     sv = sub.add_parser("serve", help="HTTP service with dynamic batching (needs tagsmith[serve])")

@@ -1,7 +1,7 @@
 """Accuracy floors on dev: a change that falls below fails the suite.
 
 Each floor is the lowest figure measured across the dtypes a CPU may run (float32;
-bfloat16 on AVX-512 BF16 and on AMX) minus a margin of 0.01, so a floor trips on a
+bfloat16 on AVX-512 BF16 and on AMX) minus a margin of 0.01 (top-1: two items), so a floor trips on a
 code change, not on another machine's kernels (fixtures/accuracy-floors.json says
 what was measured where). The test prints figure, dtype and CPU path."""
 import json

@@ -277,7 +277,7 @@ def test_head_adapter_trains_decides_and_is_refused_elsewhere(tiny_dir, tmp_path
 
     out = tmp_path / "head"
     card = train_head(MINI, MINI_TAX, out, model=str(tiny_dir), device="cpu", folds=2, shortlist=5, log=lambda m: None, ablations=True)
-    assert {p.name for p in out.iterdir()} == {"card.json", "README.md", "head.safetensors"}
+    assert {p.name for p in out.iterdir()} == {"card.json", "README.md", "head.safetensors", "neighbours.json", "neighbours.safetensors"}
     # States read in both dtypes, fitted together; each row says how often they agree.
     assert card["training"]["dtypes"] == ["bfloat16", "float32"] and card["head"]["settings"]["consistency"] > 0
     assert all(0 <= r["agreement"] <= 1 and len(r["micro_f1_by_dtype"]) == 2 for r in card["cross_validation"]["policies"][1:])

@@ -115,6 +115,22 @@ def adapter_pack(path: str | Path, taxonomy: Any) -> Any:
     return load_pack(info.path / folder)
 
 
+def adapter_neighbours(path: str | Path, taxonomy: Any) -> Any:
+    """The index of labelled READMEs the adapter at ``path`` was trained on (its card's
+    ``neighbours`` entry, ``engine/neighbours``), when it covers ``taxonomy``; None otherwise."""
+    from engine.neighbours import NeighbourIndex
+
+    info = read_adapter(path)
+    entry = info.card.get("neighbours")
+    if not entry or not (taxonomy.fingerprint() == info.taxonomy_fingerprint or info.covers(taxonomy.names)):
+        return None
+    try:
+        return NeighbourIndex.load(info.path, entry)
+    except Exception as exc:  # safetensors and json raise many kinds for a torn file; a card may lack a key
+        raise TagsmithError(E_ADAPTER, f"cannot load the index of labelled READMEs: {str(exc)[:200] or type(exc).__name__}",
+                            file=str(info.path / entry.get("file", "neighbours.safetensors")), field="neighbours") from None
+
+
 def read_adapter(path: str | Path) -> AdapterInfo:
     """Read and check an adapter folder's card (no weights are loaded)."""
     p = Path(path)

@@ -44,6 +44,9 @@ FEATURES = (
     "log_vetoed", "first_position",
     *(f"log_{s}_hits" for s in SECTIONS),
     *(f"rank_{k}" for k in range(RANKS)),
+    # The neighbours' vote (``engine/neighbours``): last, so a head trained before it
+    # reads the features it knows (``DecisionHead.score`` reads ``len(a)`` of them).
+    "neighbour_vote",
 )
 #: What each kind of feature set means: ``all`` (evidence and the model's states),
 #: ``rules`` (evidence only: the ablation without the model), ``model`` (states only:
@@ -51,8 +54,9 @@ FEATURES = (
 KINDS = ("all", "rules", "model")
 
 
-def candidate_features(cand: Candidate | None, rank: int, best: float, in_pick: bool, text_len: int) -> list[float]:
-    """The rule evidence for one shortlisted tag, as numbers (names in ``FEATURES``)."""
+def candidate_features(cand: Candidate | None, rank: int, best: float, in_pick: bool, text_len: int, vote: float = 0.0) -> list[float]:
+    """The evidence for one shortlisted tag, as numbers (names in ``FEATURES``): the
+    rules', and the neighbours' ``vote`` (0 without labelled READMEs to ask)."""
     ev = cand.evidence if cand else []
     first = min((e.start for e in ev), default=text_len) / max(text_len, 1)
     out = [
@@ -69,11 +73,13 @@ def candidate_features(cand: Candidate | None, rank: int, best: float, in_pick: 
     ]
     out += [math.log1p(sum(1 for e in ev if e.section == s)) for s in SECTIONS]
     out += [float(rank == k) for k in range(RANKS)]
+    out.append(vote)
     return out
 
 
-def shortlist_features(cands: list[Candidate], allowed: Sequence[str], rules_pick: Sequence[str], text_len: int) -> list[list[float]]:
-    """Feature rows for ``allowed`` (in that order)."""
+def shortlist_features(cands: list[Candidate], allowed: Sequence[str], rules_pick: Sequence[str], text_len: int,
+                       votes: dict[str, float] | None = None) -> list[list[float]]:
+    """Feature rows for ``allowed`` (in that order); ``votes``: the neighbours' (``Vote.scores``)."""
     live = [c for c in cands if c.score > 0]
     by_tag = {c.tag: (k, c) for k, c in enumerate(live)}
     best = live[0].score if live else 0.0
@@ -81,7 +87,7 @@ def shortlist_features(cands: list[Candidate], allowed: Sequence[str], rules_pic
     rows = []
     for t in allowed:
         k, c = by_tag.get(t, (RANKS, None))
-        rows.append(candidate_features(c, k, best, t in pick, text_len))
+        rows.append(candidate_features(c, k, best, t in pick, text_len, (votes or {}).get(t, 0.0)))
     return rows
 
 
@@ -162,6 +168,7 @@ class DecisionHead:
         out = []
         for k, (t, f) in enumerate(zip(item.tags, item.features)):
             i = self._index.get(t)
+            # zip stops at len(a): a head trained before a feature was added reads the ones it knows.
             ev = self.a0 + sum(w * (x - m) / s for w, x, m, s in zip(self.a, f, self.feature_mean, self.feature_std))
             prior = float(self.b[i]) if i is not None else 0.0
             model = (model_part[i] if i is not None else 0.0) + line_part[k]
@@ -192,7 +199,7 @@ class DecisionHead:
                    "a": torch.tensor(self.a, dtype=torch.float32), "feature_mean": torch.tensor(self.feature_mean, dtype=torch.float32),
                    "feature_std": torch.tensor(self.feature_std, dtype=torch.float32)}, str(folder / FILE))
         return {"file": FILE, "kind": self.kind, "a0": self.a0, "threshold": self.threshold, "tags": self.tags,
-                "features": list(FEATURES),
+                "features": list(FEATURES[:len(self.a)]),
                 "state": "final hidden state, mean over the item's prompt tokens"
                 + (f"; layer {self.line_layer} output, mean over each tag's name in its shortlist line" if self.v is not None else ""),
                 "state_dim": self.state_dim, "line_layer": self.line_layer, "settings": self.settings}
@@ -202,6 +209,10 @@ class DecisionHead:
         from safetensors.torch import load_file
 
         t = load_file(str(folder / entry.get("file", FILE)))
+        names = list(entry.get("features") or FEATURES[:len(t["a"])])
+        if names != list(FEATURES[:len(names)]) or len(names) != len(t["a"]):
+            raise ValueError(f"{folder / entry.get('file', FILE)}: the head reads features {names}, "
+                             f"not the first {len(names)} of this version's {list(FEATURES)}")
         return cls(tags=list(entry["tags"]), kind=entry["kind"], feature_mean=t["feature_mean"].tolist(),
                    feature_std=t["feature_std"].tolist(), state_mean=t["state_mean"], state_std=t["state_std"],
                    a=t["a"].tolist(), a0=float(entry["a0"]), b=t["b"], W=t["W"], threshold=float(entry["threshold"]),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 from engine.lexicon.types import Candidate
 
@@ -35,6 +36,7 @@ class Plan:
     prior_weight: float
     rules_pick: list[str]
     min_tags: int = 0
+    added: tuple[str, ...] = ()  # shortlisted by the neighbours' vote, not the rules (after the rules' own, in this order)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,9 @@ class DecisionPolicy:
     # hybrid: "prior" = the model writes the answer with the rule prior on its logits;
     # "head" = the adapter's decision head chooses from the model's states and the evidence
     decider: str = "prior"
+    # hybrid: tags the neighbours' vote (labelled READMEs most like this one, a trained
+    # adapter's; ``engine/neighbours``) adds to the rules' shortlist
+    neighbours: int = 0
 
     def __post_init__(self) -> None:
         if self.count not in COUNTS:
@@ -61,6 +66,8 @@ class DecisionPolicy:
         out: dict[str, float | int | str] = {"shortlist": self.shortlist, "prior_weight": self.prior_weight, "count": self.count}
         if self.decider != "prior":
             out["decider"] = self.decider
+        if self.neighbours:
+            out["neighbours"] = self.neighbours
         return out
 
     def rules_pick(self, cands: list[Candidate], max_tags: int) -> list[str]:
@@ -79,17 +86,26 @@ class DecisionPolicy:
                 out.append(c.tag)
         return out
 
-    def plan(self, cands: list[Candidate], all_tags: list[str], max_tags: int) -> Plan:
+    def plan(self, cands: list[Candidate], all_tags: list[str], max_tags: int,
+             votes: Sequence[tuple[str, float]] | None = None) -> Plan:
+        """``votes``: the neighbours' tags, best first (``Vote.ranked``); the best
+        ``neighbours`` of them not on the rules' shortlist join it."""
         pick = self.rules_pick(cands, max_tags)
         if self.mode == "llm":
             return Plan(frozenset(all_tags), None, None, 0.0, pick, min_tags=1)
         live = [c for c in cands if c.score > 0]
         live = [c for i, c in enumerate(live) if i < self.shortlist or c.tag in pick]  # the pick is always on it
-        if not live:
+        added: tuple[str, ...] = ()
+        if self.neighbours and votes:
+            have, known = {c.tag for c in live}, set(all_tags)
+            added = tuple([t for t, v in votes if v > 0 and t not in have and t in known][:self.neighbours])
+        if not live and not added:
             return Plan(frozenset(all_tags), None, None, 0.0, pick)
-        log_prior = {c.tag: c.score / self.prior_temperature for c in live}
+        # A tag the vote added has no rule score: the prior treats it as score 0.
+        log_prior = {**{c.tag: c.score / self.prior_temperature for c in live}, **{t: 0.0 for t in added}}
         lse = math.log(sum(math.exp(v - max(log_prior.values())) for v in log_prior.values())) + max(log_prior.values())
         log_prior = {k: v - lse for k, v in log_prior.items()}
+        allowed = frozenset(c.tag for c in live) | frozenset(added)
         if self.count == "model":
-            return Plan(frozenset(c.tag for c in live), None, log_prior, self.prior_weight, pick, min_tags=1)
-        return Plan(frozenset(c.tag for c in live), len(pick), log_prior, self.prior_weight, pick)
+            return Plan(allowed, None, log_prior, self.prior_weight, pick, min_tags=1, added=added)
+        return Plan(allowed, len(pick) or 1, log_prior, self.prior_weight, pick, added=added)

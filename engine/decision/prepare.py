@@ -24,28 +24,31 @@ class Prepared:
     suffix_ids: tuple[int, ...]  # token ids of ``prompt.suffix`` (the prefix is tokenised once per batch)
     max_tags: int
     head_input: HeadInput | None = None  # for a decision head: the shortlist's evidence features
+    vote: Any = None  # the neighbours' ``Vote`` the plan used (``engine/neighbours``), for explanations
 
 
 def prepare(policy: DecisionPolicy, tokenizer: Any, doc: Document, cands: list[Candidate], names: list[str],
-            max_tags: int, budget: int, glosses: dict[str, str] | None = None) -> Prepared:
+            max_tags: int, budget: int, glosses: dict[str, str] | None = None, vote: Any = None) -> Prepared:
     """Plan the decision for one item and build and tokenise its prompt (and, for a
     decision head, its shortlist's evidence features); ``glosses``: ``prompt_glosses``
-    of a described list."""
-    plan = policy.plan(cands, names, max_tags)
-    # With a prior (hybrid), the model sees the shortlist with its evidence; without
-    # one (llm), the whole tag list, which then belongs to the shared prefix.
-    shown = [c.tag for c in cands if c.tag in plan.allowed] if plan.log_prior else names
+    of a described list; ``vote``: the neighbours' ``Vote`` on the README, when the
+    adapter has labelled READMEs to ask."""
+    plan = policy.plan(cands, names, max_tags, vote.ranked() if vote is not None else None)
+    # With a prior (hybrid), the model sees the shortlist with its evidence (the rules'
+    # candidates, then what the vote added); without one (llm), the whole tag list,
+    # which then belongs to the shared prefix.
+    shown = [c.tag for c in cands if c.tag in plan.allowed] + list(plan.added) if plan.log_prior else names
     prompt = build_prompt(tokenizer, doc, shown, max_tags, budget, cands if plan.log_prior else None, glosses)
     head_input = None
     if policy.decider == "head" and plan.log_prior:
         enc = tokenizer(prompt.suffix, add_special_tokens=False, return_offsets_mapping=True)
         ids = enc["input_ids"]
-        feats = shortlist_features(cands, shown, plan.rules_pick, len(doc.text))
+        feats = shortlist_features(cands, shown, plan.rules_pick, len(doc.text), vote.scores if vote is not None else None)
         head_input = HeadInput(tuple(shown), tuple(tuple(f) for f in feats), max_tags,
                                token_spans(candidate_names(prompt.suffix, shown, glosses), enc["offset_mapping"], len(ids)))
     else:
         ids = tokenizer(prompt.suffix, add_special_tokens=False)["input_ids"]
-    return Prepared(plan, prompt, tuple(ids), max_tags, head_input)
+    return Prepared(plan, prompt, tuple(ids), max_tags, head_input, vote)
 
 
 def token_spans(chars: list[tuple[int, int]] | None, offsets: list[tuple[int, int]], n: int) -> tuple[tuple[int, int], ...] | None:

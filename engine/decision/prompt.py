@@ -112,7 +112,7 @@ def build_prompt(
     evidence are the item's own and follow the description; ``glosses`` (see
     ``prompt_glosses``) say what each shortlisted tag means.
     """
-    if candidates:
+    if candidates is not None:
         shared = (f"Choose the tags that describe what the project below is: at most {max_tags}, most important first, "
                   "only from the candidate tags listed after its description.")
     else:
@@ -120,7 +120,7 @@ def build_prompt(
                   f"Choose the tags that describe what the project below is: at most {max_tags}, most important first, "
                   "only from the allowed tags.")
     lines = ["", "", f"Project description:\n{excerpt(doc, tokenizer, budget)}"]
-    if candidates:
+    if candidates is not None:
         lines += ["", SHORTLIST_HEADER]
         by_tag = {c.tag: c for c in candidates}
         for name in allowed:

@@ -171,6 +171,7 @@ def check_adapter(adapter: str | None) -> Finding:
     training = info.card.get("training") or {}
     facts = {"path": str(info.path), "base model": info.base_model, "taxonomy": info.taxonomy_fingerprint,
              "rules pack": (info.card.get("rules") or {}).get("digest") or info.card.get("prompt", {}).get("rules_pack"),
+             "neighbours (labelled READMEs)": (info.card.get("neighbours") or {}).get("items"),
              "weights sha256[:16]": files, "trained with": training.get("versions"), "trained dtypes": training.get("dtypes") or training.get("dtype")}
     drift = version_drift(info.card)
     if drift:

@@ -83,12 +83,12 @@ _WORKER: dict[str, Any] = {}
 
 
 def _worker_init(pack_root: str | None, names: list[Any], policy: Any, max_tags: int,
-                 tokenizer: Any = None, excerpt_tokens: int = 0, analyze_chars: int = 0) -> None:
+                 tokenizer: Any = None, excerpt_tokens: int = 0, analyze_chars: int = 0, neighbours: Any = None) -> None:
     from engine.api import Tagger
     from engine.taxonomy import Taxonomy
 
     _worker_adopt(Tagger(pack_root, mode="rules", policy=policy, analyze_chars=analyze_chars), Taxonomy.from_names(names), max_tags)
-    _WORKER.update(tokenizer=tokenizer, excerpt_tokens=excerpt_tokens)
+    _WORKER.update(tokenizer=tokenizer, excerpt_tokens=excerpt_tokens, neighbours=neighbours)
 
 
 def _worker_adopt(tagger: Any, taxonomy: Any, max_tags: int, explain: bool = True) -> None:
@@ -104,8 +104,14 @@ def _worker_propose(rec: dict) -> Any:
 
     (p,) = _WORKER["tagger"].propose([rec], _WORKER["tax"])
     tax, n = _WORKER["tax"], _WORKER["max_tags"]
+    index = _WORKER.get("neighbours")
+    vote = None
+    if index is not None:
+        from engine.neighbours import vote_text
+
+        vote = vote_text(index, p.doc.text)
     ready = prepare(_WORKER["tagger"].policy, _WORKER["tokenizer"], p.doc, p.candidates, tax.names, n, _WORKER["excerpt_tokens"],
-                    prompt_glosses(tax))
+                    prompt_glosses(tax), vote)
     return Proposal({k: v for k, v in rec.items() if k != "text"}, None, p.candidates, ready, p.notes)
 
 
@@ -239,8 +245,10 @@ class BatchJob:
             self.tagger.lexicon(self.taxonomy)  # compile before forking, once for all workers
             return WorkerPool(self.workers, mp.get_context("fork"), _worker_adopt,
                               (self.tagger, self.taxonomy, self.max_tags, self.explain_dir is not None))
-        init = (self.tagger.pack_for(self.taxonomy).root, self.taxonomy.to_list(), self.tagger.policy_for(self.taxonomy), self.max_tags,
-                None if rules_only else self.tagger.lm.tokenizer, self.tagger.excerpt_for(self.taxonomy), self.tagger.analyze_chars)
+        policy = self.tagger.policy_for(self.taxonomy)
+        init = (self.tagger.pack_for(self.taxonomy).root, self.taxonomy.to_list(), policy, self.max_tags,
+                None if rules_only else self.tagger.lm.tokenizer, self.tagger.excerpt_for(self.taxonomy), self.tagger.analyze_chars,
+                None if rules_only else self.tagger.head_neighbours(self.taxonomy, policy))
         return WorkerPool(self.workers, mp.get_context("spawn"), _worker_init, init)
 
     def _emit(self, chunk: list, out: IO[str], stats: BatchStats, bar: Any, decided: bool, position: Position) -> None:

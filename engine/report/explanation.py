@@ -109,6 +109,7 @@ class Explanation:
             words = _evidence_words(c)
             prob = float(h["prob"]) if h else None
             reason = (f"head probability {prob:.2f} ({_parts(h)})" if h else "chosen by the model") + (f"; rule evidence: {words}" if words else "")
+            reason += _neighbour_reason(decision.get("neighbours"), t)
             chosen.append(ChosenTag(t, i + 1, round(c.score, 4) if c else 0.0, prob, round(prob, 4) if prob is not None else 0.0, reason))
         rejected = []
         for c in candidates[:8]:
@@ -130,6 +131,16 @@ def _evidence_words(c: Candidate | None) -> str:
     """A candidate's three strongest hits, as a reason quotes them."""
     top = sorted(c.evidence, key=lambda e: -e.weight)[:3] if c else []
     return ", ".join(f"'{e.text}' ({e.section})" for e in top)
+
+
+def _neighbour_reason(nb: dict[str, Any] | None, tag: str) -> str:
+    """What the labelled READMEs most like this one said of ``tag``, as a reason quotes it."""
+    vote = (nb or {}).get("votes", {}).get(tag)
+    if not vote:
+        return ""
+    ids = [n["id"] for n in nb.get("nearest", []) if tag in n.get("tags", [])][:3]
+    added = " (added to the shortlist by them)" if tag in nb.get("added", []) else ""
+    return f"; similar labelled READMEs vote {vote:.2f}{added}" + (f", e.g. {', '.join(ids)}" if ids else "")
 
 
 def _parts(h: dict[str, Any]) -> str:

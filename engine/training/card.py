@@ -99,7 +99,11 @@ def render_head_card(card: dict[str, Any]) -> str:
         f"| head | {head['kind']}: {len(head['features'])} evidence features, state width {head['state_dim']}, "
         f"state L2 {st.get('state_l2')}, name-state L2 {st.get('line_l2')}, bias L2 {st.get('bias_l2')}, count threshold {head['threshold']}"
         + (f", dtype consistency {st['consistency']}" if st.get("consistency") else "") + " |",
-        f"| prompt | {card['prompt']['excerpt_tokens']}-token README excerpt, the rules' top-{card['policy']['shortlist']} shortlist |",
+        f"| prompt | {card['prompt']['excerpt_tokens']}-token README excerpt, the rules' top-{card['policy']['shortlist']} shortlist"
+        + (f" and the neighbours' best {card['policy']['neighbours']} beyond it" if card["policy"].get("neighbours") else "") + " |",
+        *([f"| neighbours | the {card['neighbours']['items']} labelled READMEs as hashed term vectors (`{card['neighbours']['file']}`); "
+           f"the {card['neighbours']['k']} most like an item vote for their tags, an evidence feature of the head; cross-fitted "
+           f"in {card['neighbours']['cross_fitted_folds']} folds for training |"] if card.get("neighbours") else []),
         f"| training | {tr['seconds']:.0f} s on {tr['device']}" + _dtypes(tr)
         + f" ({tr['states_seconds']:.0f} s of model states), peak RSS {tr['peak_rss_mb']:.0f} MiB |",
         "",

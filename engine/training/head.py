@@ -309,6 +309,7 @@ def _mean_metrics(ms: list[Metrics]) -> Metrics:
     return replace(ms[0], **mean)
 
 
-def head_policy(shortlist: int) -> DecisionPolicy:
-    """The policy a head adapter is used with: the head decides within the shortlist."""
-    return DecisionPolicy(mode="hybrid", shortlist=shortlist, prior_weight=0.0, count="model", decider="head")
+def head_policy(shortlist: int, neighbours: int = 0) -> DecisionPolicy:
+    """The policy a head adapter is used with: the head decides within the shortlist (the
+    rules' best ``shortlist``, and the neighbours' best ``neighbours`` beyond them)."""
+    return DecisionPolicy(mode="hybrid", shortlist=shortlist, prior_weight=0.0, count="model", decider="head", neighbours=neighbours)

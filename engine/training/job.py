@@ -24,6 +24,7 @@ from engine.api import EXCERPT_TOKENS, Tagger, as_taxonomy
 from engine.decision.policy import DecisionPolicy
 from engine.errors import E_OPTION, E_TRAIN, TagsmithError
 from engine.io.labels import load_gold
+from engine.neighbours import ADDS as NEIGHBOUR_TAGS
 from engine.training.card import write_card
 from engine.training.crossval import cross_validate, policy_grid
 from engine.training.examples import build_examples
@@ -148,7 +149,7 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
                rules: str | None = None, folds: int = 5, seed: int = 0, shortlist: int | None = None, kind: str = "all",
                max_tags: int = 3, excerpt_tokens: int | None = None, fraction: float = 1.0, progress: bool = False,
                log: Callable[[str], None] | None = None, command: str = "", dtype: str | None = "both",
-               ablations: bool = False, learn_rules: str = "auto") -> dict[str, Any]:
+               ablations: bool = False, learn_rules: str = "auto", neighbours: int | None = NEIGHBOUR_TAGS) -> dict[str, Any]:
     """Train a decision head on ``gold`` (JSONL with id, text, tags) and write it to ``out``
     (prompts with ``excerpt_tokens`` README tokens, default ``head.EXCERPT_TOKENS``).
 
@@ -160,7 +161,10 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
     cross-fitted (``engine/training/packs.py``), and train the head on its evidence;
     ``auto`` does when the base pack has rules for under half of the list's tags.
     ``shortlist``: rule candidates the head chooses from (default ``SHORTLIST``, or
-    ``LEARNED_SHORTLIST`` with a learned pack)."""
+    ``LEARNED_SHORTLIST`` with a learned pack). ``neighbours``: the adapter keeps an
+    index of the labelled READMEs (``engine/neighbours``, cross-fitted like the pack);
+    their vote is an evidence feature of the head and adds its best ``neighbours`` tags
+    to the shortlist (None: no index)."""
     import torch
     import transformers
 
@@ -168,6 +172,8 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
     from engine.rules import load_pack
     from engine.training import head as heads
     from engine.training import packs
+    from engine.mining import terms_of
+    from engine.neighbours import fold_indexes, index_rows
     from engine.training.examples import gold_tags
 
     log = log or (lambda m: print(m, file=sys.stderr))
@@ -178,14 +184,21 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
     dtypes = heads.TRAIN_DTYPES if dtype == "both" else (dtype,)
     if learn_rules not in ("auto", "yes", "no"):
         raise TagsmithError(E_OPTION, f"--learn-rules must be auto, yes or no, got {learn_rules!r}")
+    if neighbours is not None and neighbours < 0:
+        raise TagsmithError(E_OPTION, f"--neighbours must be >= 0, got {neighbours}")
     base = load_pack(rules)
     fold = packs.fold_of(len(rows), folds or packs.FOLDS, seed)
     learned = None
-    if packs.wants_learning(learn_rules, base, tax):
-        learned = packs.learn_packs(rows, golds, tax, base, rules, out, fold, folds or packs.FOLDS, progress, log)
+    wants = packs.wants_learning(learn_rules, base, tax)
+    docs = terms_of(rows, progress) if wants or neighbours is not None else None
+    if wants:
+        learned = packs.learn_packs(rows, golds, tax, base, rules, out, fold, folds or packs.FOLDS, progress, log, docs=docs)
     shortlist = shortlist or (LEARNED_SHORTLIST if learned else SHORTLIST)
-    # Each README's evidence from the pack learned without its fold (or the base pack).
-    groups = {f: [j for j in range(len(rows)) if fold[j] == f] for f in sorted(set(fold))} if learned else {0: list(range(len(rows)))}
+    near = fold_indexes(rows, golds, [d.terms for d in docs], fold) if neighbours is not None else None
+    # Each README's evidence from the pack learned, and the neighbours indexed, without
+    # its fold (or the base pack and no neighbours).
+    per_fold = learned is not None or near is not None
+    groups = {f: [j for j in range(len(rows)) if fold[j] == f] for f in sorted(set(fold))} if per_fold else {0: list(range(len(rows)))}
     readings, lm = [], None
     for dt in dtypes:
         lm = tagger = None  # one model at a time (a tagger holds it)
@@ -193,8 +206,9 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
         layer = heads.line_layer(lm.model)
         got: list[Any] = [None] * len(rows)
         for f, idx in groups.items():
-            tagger = Tagger(learned.by_fold[f] if learned else base, mode="hybrid", lm=lm, policy=heads.head_policy(shortlist),
-                            excerpt_tokens=excerpt_tokens)
+            tagger = Tagger(learned.by_fold[f] if learned else base, mode="hybrid", lm=lm,
+                            policy=heads.head_policy(shortlist, neighbours or 0), excerpt_tokens=excerpt_tokens,
+                            neighbours=near[f] if near is not None else None)
             for j, it in zip(idx, heads.collect(tagger, [rows[j] for j in idx], tax, [golds[j] for j in idx], max_tags,
                                                 progress=progress, layer=layer)):
                 got[j] = it
@@ -221,7 +235,7 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
     base_name = model or DEFAULT_MODEL
     card = _card_common(out, base_name, tax, gold, rows, learned.final if learned else base, excerpt_tokens, max_tags, fraction)
     card.update({
-        "policy": heads.head_policy(shortlist).settings(),
+        "policy": heads.head_policy(shortlist, neighbours or 0).settings(),
         "head": head.save(out),
         "training": {"seconds": round(time.perf_counter() - t_start, 1), "states_seconds": round(states_secs, 1),
                      "final_fit_seconds": round(fit_secs, 2), "device": ran_on,
@@ -230,6 +244,9 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
         "cross_validation": cv.to_dict() if cv else None,
         "command": command or f"tagsmith train {gold} -o {out}",
     })
+    if near is not None:
+        final = index_rows(rows, golds, [d.terms for d in docs])
+        card["neighbours"] = {**final.save(out), "cross_fitted_folds": folds or packs.FOLDS}
     if learned:
         card["rules"] = {"pack": packs.PACK_DIR, "digest": learned.final.digest, "extends": learned.extends,
                          "terms": learned.terms, "cross_fitted_folds": folds or packs.FOLDS}

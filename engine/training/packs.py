@@ -57,12 +57,13 @@ class LearnedPacks:
 
 def learn_packs(rows: Sequence[dict[str, Any]], golds: Sequence[Sequence[str]], taxonomy: Taxonomy, base: RulePack,
                 base_spec: str | None, out: Path, fold: Sequence[int], folds: int, progress: bool = False,
-                log: Callable[[str], None] | None = None) -> LearnedPacks:
+                log: Callable[[str], None] | None = None, docs: Sequence[Any] | None = None) -> LearnedPacks:
     """Learn the fold packs (in a temporary folder) and the final pack (``out/rules``).
-    The learned terms extend ``base`` when it has rules for some of the list's tags."""
+    The learned terms extend ``base`` when it has rules for some of the list's tags.
+    ``docs``: the rows' ``doc_terms``, when already computed."""
     from engine.mining import learn_rows, terms_of, write
 
-    docs = terms_of(rows, progress)
+    docs = docs if docs is not None else terms_of(rows, progress)
     covers = any(base.get(t.name) is not None for t in taxonomy)
     extends = None
     if covers:
