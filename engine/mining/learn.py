@@ -109,12 +109,13 @@ def learn(docs: Sequence[DocTerms], golds: Sequence[Sequence[str]], ids: Sequenc
         for t in set(g):
             by_tag[t].append(j)
     coefs = _logistic(docs, golds, taxonomy, df) if METHOD == "logistic" else {}
+    pairs = [bigrams_by_word(d) for d in docs]
     rules = []
     for tag in taxonomy:
         pos_docs = by_tag.get(tag.name, [])
         if not pos_docs:
             continue
-        rules.append(_learn_tag(tag.name, pos_docs, docs, df, n, ids, coefs.get(tag.name)))
+        rules.append(_learn_tag(tag.name, pos_docs, docs, df, n, ids, coefs.get(tag.name), pairs))
     return LearnedPack(rules, n, data_sha256, settings())
 
 
@@ -175,14 +176,15 @@ def _examples(w: str, pos_docs: list[int], docs: Sequence[DocTerms], ids: Sequen
 
 
 def _learn_tag(tag: str, pos_docs: list[int], docs: Sequence[DocTerms], df: Counter[str], n: int,
-               ids: Sequence[str], coef: dict[str, float] | None = None) -> LearnedRule:
+               ids: Sequence[str], coef: dict[str, float] | None = None,
+               pairs: Sequence[dict[str, tuple[str, ...]]] | None = None) -> LearnedRule:
     n_t = len(pos_docs)
     base = n_t / n
     pos: Counter[str] = Counter()
     for j in pos_docs:
         pos.update(docs[j].terms)
     if coef is not None:
-        return _logistic_rule(tag, pos_docs, docs, df, n, ids, coef, pos)
+        return _logistic_rule(tag, pos_docs, docs, df, n, ids, coef, pos, pairs)
     cands = []
     for w, k in pos.items():
         if _candidate(k, df[w], base):
@@ -202,11 +204,12 @@ def _learn_tag(tag: str, pos_docs: list[int], docs: Sequence[DocTerms], df: Coun
             break
     terms = [LearnedTerm(w, round(min(WEIGHT, WEIGHT * p), 2), k, df[w], round(p, 3), _examples(w, pos_docs, docs, ids))
              for w, k, p in kept]
-    return LearnedRule(tag, n_t, terms, _negatives(terms, docs, set(pos_docs), df, base))
+    return LearnedRule(tag, n_t, terms, _negatives(terms, docs, set(pos_docs), df, base, pairs))
 
 
 def _logistic_rule(tag: str, pos_docs: list[int], docs: Sequence[DocTerms], df: Counter[str], n: int,
-                   ids: Sequence[str], coef: dict[str, float], pos: Counter[str]) -> LearnedRule:
+                   ids: Sequence[str], coef: dict[str, float], pos: Counter[str],
+                   pairs: Sequence[dict[str, tuple[str, ...]]] | None = None) -> LearnedRule:
     """The tag's terms with the largest positive coefficients (and support), weighted by them."""
     base = len(pos_docs) / n
     ranked = sorted(((c, w) for w, c in coef.items() if _candidate(pos[w], df[w], base)), key=lambda x: (-x[0], x[1]))[:MAX_TERMS]
@@ -216,36 +219,34 @@ def _logistic_rule(tag: str, pos_docs: list[int], docs: Sequence[DocTerms], df: 
         if weight >= 0.05:
             terms.append(LearnedTerm(w, weight, pos[w], df[w], round(_precision(pos[w], df[w], base), 3),
                                      _examples(w, pos_docs, docs, ids)))
-    return LearnedRule(tag, len(pos_docs), terms, _negatives(terms, docs, set(pos_docs), df, base))
+    return LearnedRule(tag, len(pos_docs), terms, _negatives(terms, docs, set(pos_docs), df, base, pairs))
 
 
 def _negatives(terms: list[LearnedTerm], docs: Sequence[DocTerms], pos_set: set[int], df: Counter[str],
-               base: float) -> list[LearnedNegative]:
-    """Bigrams around kept single words whose READMEs are rarely the tag's."""
+               base: float, pairs: Sequence[dict[str, tuple[str, ...]]] | None = None) -> list[LearnedNegative]:
+    """Bigrams around kept single words whose READMEs are rarely the tag's. ``pairs``:
+    ``bigrams_by_word`` of each README (computed once for all tags)."""
     words = {t.text: t for t in terms if " " not in t.text}
     if not words:
         return []
+    pairs = pairs if pairs is not None else [bigrams_by_word(d) for d in docs]
     false_hits: dict[str, Counter[str]] = defaultdict(Counter)  # word -> bigram -> negative READMEs holding both
     bigram_pos: Counter[str] = Counter()
     for j, d in enumerate(docs):
-        present = [w for w in words if w in d.terms]
-        if not present:
-            continue
-        for term in d.terms:
-            if " " not in term:
-                continue
-            a, b = term.split(" ", 1)
-            for w in present:
-                if w in (a, b):
-                    if j in pos_set:
-                        bigram_pos[term] += 1
-                    else:
-                        false_hits[w][term] += 1
+        near = pairs[j]
+        for w in words:
+            for term in near.get(w, ()):
+                if j in pos_set:
+                    bigram_pos[term] += 1
+                else:
+                    false_hits[w][term] += 1
     out = []
     for w, counts in false_hits.items():
         t = words[w]
         wrong = t.df - t.support
-        for bg, k in counts.most_common(20):
+        # The 20 most frequent, ties by text: the same choice in every process (a
+        # README's terms are a set, whose order changes with the hash seed).
+        for bg, k in sorted(counts.items(), key=lambda x: (-x[1], x[0]))[:20]:
             if df[bg] < MIN_DF or k < max(MIN_SUPPORT, 0.1 * wrong):
                 continue
             p = _precision(bigram_pos[bg], df[bg], base)
@@ -253,3 +254,15 @@ def _negatives(terms: list[LearnedTerm], docs: Sequence[DocTerms], pos_set: set[
                 out.append(LearnedNegative(bg, df[bg], round(p, 3), k))
     out.sort(key=lambda x: (-x.vetoes, x.text))
     return out[:MAX_NEGATIVES]
+
+
+def bigrams_by_word(d: DocTerms) -> dict[str, tuple[str, ...]]:
+    """A README's bigrams under each of their words (once under a doubled word)."""
+    out: dict[str, list[str]] = defaultdict(list)
+    for term in d.terms:
+        if " " in term:
+            a, b = term.split(" ", 1)
+            out[a].append(term)
+            if b != a:
+                out[b].append(term)
+    return {w: tuple(v) for w, v in out.items()}
