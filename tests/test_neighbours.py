@@ -13,7 +13,7 @@ from engine import Tagger, TagsmithError
 from engine.decision.head import FEATURES, DecisionHead, HeadInput, ItemStates
 from engine.decision.policy import DecisionPolicy
 from engine.lexicon.types import Candidate
-from engine.mining import doc_terms
+from engine.lexicon.terms import doc_terms
 from engine.neighbours import NeighbourIndex, fold_indexes, index_rows, term_key, vote_text
 from engine.taxonomy import Taxonomy
 from tests.test_catalogue import CODES, WORDS, synthetic

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from engine.mining.learn import LearnedPack, LearnedRule, LearnedTerm, learn
-from engine.mining.terms import DocTerms, doc_terms
+from engine.lexicon.terms import DocTerms, doc_terms
 from engine.mining.write import FILE, render, write
 from engine.taxonomy import Taxonomy
 

@@ -35,7 +35,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from engine.mining.terms import DocTerms
+from engine.lexicon.terms import DocTerms
 from engine.taxonomy import Taxonomy
 from engine.threads import one_thread
 

@@ -14,7 +14,7 @@ __all__ = ["ADDS", "FILE", "K", "META", "Neighbour", "NeighbourIndex", "Vote", "
 def index_rows(rows: Sequence[dict[str, Any]], golds: Sequence[Sequence[str]], terms: Sequence[frozenset[str]] | None = None) -> NeighbourIndex:
     """The index of labelled records ``{"id", "text"}`` with gold tags ``golds``;
     ``terms``: their ``doc_terms`` terms when already computed."""
-    from engine.mining import doc_terms
+    from engine.lexicon.terms import doc_terms
 
     if terms is None:
         terms = [doc_terms(r["text"]).terms for r in rows]
@@ -35,6 +35,6 @@ def fold_indexes(rows: Sequence[dict[str, Any]], golds: Sequence[Sequence[str]],
 
 def vote_text(index: NeighbourIndex, text: str) -> Vote:
     """The neighbours' vote on one README."""
-    from engine.mining import doc_terms
+    from engine.lexicon.terms import doc_terms
 
     return index.vote(doc_terms(text).terms)

@@ -3,7 +3,7 @@ labels gave to its nearest neighbours.
 
 Why: a learned rule pack knows a tag through the terms that say it, one by one; the
 labels also know which READMEs *look alike as a whole*. A README's terms (the lemma
-unigrams and bigrams a rule could match, ``engine/mining/terms.py``) weighted by idf,
+unigrams and bigrams a rule could match, ``engine/lexicon/terms.py``) weighted by idf,
 cosine similarity, the ``K`` nearest labelled READMEs, each voting for its tags with
 weight ``similarity ** POWER``; a tag's vote is the weighted share of neighbours that
 carry it, in [0, 1].

@@ -1,7 +1,8 @@
 """What a README says, as the set of terms a rule could match: lemma unigrams and
 bigrams of its prose (title, tagline, intro, headings, body, lists), the same tokens
 and lemmas the lexicon's phrase matcher sees. Addresses, code and boilerplate are left
-out: a learned term must be a word a person would write in a rule."""
+out: a learned term must be a word a person would write in a rule. Read by the rule
+miner (``engine/mining``) and by the neighbours' index (``engine/neighbours``)."""
 from __future__ import annotations
 
 import re
