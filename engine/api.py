@@ -14,6 +14,7 @@ from engine.errors import E_EMPTY_TEXT, E_OPTION, TagsmithError
 from engine.lexicon import Lexicon
 from engine.lexicon.readme import Document
 from engine.lexicon.types import Candidate
+from engine.neighbours import vote_text
 from engine.report.explanation import Explanation
 from engine.request import Request
 from engine.rules import RulePack, load_pack
@@ -114,7 +115,7 @@ class Tagger:
         # Labelled READMEs whose tags vote (``engine/neighbours``): the caller's index,
         # else the adapter's for the lists it covers (``neighbours_for``).
         self._neighbours = neighbours
-        self._adapter_neighbours: dict[str, Any] = {}
+        self._adapter_neighbours: tuple[Any] | None = None  # (index or None,) once the adapter's card was read
         self.mode = mode
         # An explicit policy is used as given; otherwise a trained adapter's card supplies
         # the hybrid policy for tag lists it covers (see ``policy_for``).
@@ -178,13 +179,11 @@ class Tagger:
             return self._neighbours
         if self.mode == "rules" or not self.adapter_applies(taxonomy):
             return None
-        key = taxonomy.fingerprint()
-        if key not in self._adapter_neighbours:
+        if self._adapter_neighbours is None:  # one index per adapter, whichever of its lists asks
             from engine.decision.adapter import adapter_neighbours
 
-            info = self.lm.adapter.info
-            self._adapter_neighbours[key] = adapter_neighbours(info.path, taxonomy)
-        return self._adapter_neighbours[key]
+            self._adapter_neighbours = (adapter_neighbours(self.lm.adapter.info),)
+        return self._adapter_neighbours[0]
 
     def head_neighbours(self, taxonomy: Taxonomy, policy: DecisionPolicy) -> Any:
         """The index whose vote a decision head reads under ``policy`` (None when no head decides)."""
@@ -353,12 +352,7 @@ class Tagger:
         if p.doc is None:
             raise TagsmithError(E_OPTION, f"record {p.record.get('id')!r} was prepared for {p.prepared.max_tags} tags, not {max_tags}")
         policy = self.policy_for(tax)
-        index = self.head_neighbours(tax, policy)
-        vote = None
-        if index is not None:
-            from engine.neighbours import vote_text
-
-            vote = vote_text(index, p.doc.text)
+        vote = vote_text(self.head_neighbours(tax, policy), p.doc.text)
         ready = prepare(policy, self.lm.tokenizer, p.doc, p.candidates, tax.names, max_tags, self.excerpt_for(tax),
                         prompt_glosses(tax), vote)
         return Proposal(p.record, p.doc, p.candidates, ready, p.notes)

@@ -115,14 +115,14 @@ def adapter_pack(path: str | Path, taxonomy: Any) -> Any:
     return load_pack(info.path / folder)
 
 
-def adapter_neighbours(path: str | Path, taxonomy: Any) -> Any:
-    """The index of labelled READMEs the adapter at ``path`` was trained on (its card's
-    ``neighbours`` entry, ``engine/neighbours``), when it covers ``taxonomy``; None otherwise."""
+def adapter_neighbours(info: AdapterInfo) -> Any:
+    """The index of labelled READMEs an adapter was trained on (its card's ``neighbours``
+    entry, ``engine/neighbours``); None when it keeps none. One index serves every tag
+    list the adapter decides for."""
     from engine.neighbours import NeighbourIndex
 
-    info = read_adapter(path)
     entry = info.card.get("neighbours")
-    if not entry or not (taxonomy.fingerprint() == info.taxonomy_fingerprint or info.covers(taxonomy.names)):
+    if not entry:
         return None
     try:
         return NeighbourIndex.load(info.path, entry)

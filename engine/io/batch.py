@@ -101,15 +101,11 @@ def _worker_propose(rec: dict) -> Any:
     from engine.api import Proposal
     from engine.decision.prepare import prepare
     from engine.decision.prompt import prompt_glosses
+    from engine.neighbours import vote_text
 
     (p,) = _WORKER["tagger"].propose([rec], _WORKER["tax"])
     tax, n = _WORKER["tax"], _WORKER["max_tags"]
-    index = _WORKER.get("neighbours")
-    vote = None
-    if index is not None:
-        from engine.neighbours import vote_text
-
-        vote = vote_text(index, p.doc.text)
+    vote = vote_text(_WORKER.get("neighbours"), p.doc.text)
     ready = prepare(_WORKER["tagger"].policy, _WORKER["tokenizer"], p.doc, p.candidates, tax.names, n, _WORKER["excerpt_tokens"],
                     prompt_glosses(tax), vote)
     return Proposal({k: v for k, v in rec.items() if k != "text"}, None, p.candidates, ready, p.notes)

@@ -176,8 +176,8 @@ def _examples(w: str, pos_docs: list[int], docs: Sequence[DocTerms], ids: Sequen
 
 
 def _learn_tag(tag: str, pos_docs: list[int], docs: Sequence[DocTerms], df: Counter[str], n: int,
-               ids: Sequence[str], coef: dict[str, float] | None = None,
-               pairs: Sequence[dict[str, tuple[str, ...]]] | None = None) -> LearnedRule:
+               ids: Sequence[str], coef: dict[str, float] | None,
+               pairs: Sequence[dict[str, tuple[str, ...]]]) -> LearnedRule:
     n_t = len(pos_docs)
     base = n_t / n
     pos: Counter[str] = Counter()
@@ -204,12 +204,12 @@ def _learn_tag(tag: str, pos_docs: list[int], docs: Sequence[DocTerms], df: Coun
             break
     terms = [LearnedTerm(w, round(min(WEIGHT, WEIGHT * p), 2), k, df[w], round(p, 3), _examples(w, pos_docs, docs, ids))
              for w, k, p in kept]
-    return LearnedRule(tag, n_t, terms, _negatives(terms, docs, set(pos_docs), df, base, pairs))
+    return LearnedRule(tag, n_t, terms, _negatives(terms, pairs, set(pos_docs), df, base))
 
 
 def _logistic_rule(tag: str, pos_docs: list[int], docs: Sequence[DocTerms], df: Counter[str], n: int,
                    ids: Sequence[str], coef: dict[str, float], pos: Counter[str],
-                   pairs: Sequence[dict[str, tuple[str, ...]]] | None = None) -> LearnedRule:
+                   pairs: Sequence[dict[str, tuple[str, ...]]]) -> LearnedRule:
     """The tag's terms with the largest positive coefficients (and support), weighted by them."""
     base = len(pos_docs) / n
     ranked = sorted(((c, w) for w, c in coef.items() if _candidate(pos[w], df[w], base)), key=lambda x: (-x[0], x[1]))[:MAX_TERMS]
@@ -219,21 +219,19 @@ def _logistic_rule(tag: str, pos_docs: list[int], docs: Sequence[DocTerms], df: 
         if weight >= 0.05:
             terms.append(LearnedTerm(w, weight, pos[w], df[w], round(_precision(pos[w], df[w], base), 3),
                                      _examples(w, pos_docs, docs, ids)))
-    return LearnedRule(tag, len(pos_docs), terms, _negatives(terms, docs, set(pos_docs), df, base, pairs))
+    return LearnedRule(tag, len(pos_docs), terms, _negatives(terms, pairs, set(pos_docs), df, base))
 
 
-def _negatives(terms: list[LearnedTerm], docs: Sequence[DocTerms], pos_set: set[int], df: Counter[str],
-               base: float, pairs: Sequence[dict[str, tuple[str, ...]]] | None = None) -> list[LearnedNegative]:
+def _negatives(terms: list[LearnedTerm], pairs: Sequence[dict[str, tuple[str, ...]]], pos_set: set[int], df: Counter[str],
+               base: float) -> list[LearnedNegative]:
     """Bigrams around kept single words whose READMEs are rarely the tag's. ``pairs``:
     ``bigrams_by_word`` of each README (computed once for all tags)."""
     words = {t.text: t for t in terms if " " not in t.text}
     if not words:
         return []
-    pairs = pairs if pairs is not None else [bigrams_by_word(d) for d in docs]
     false_hits: dict[str, Counter[str]] = defaultdict(Counter)  # word -> bigram -> negative READMEs holding both
     bigram_pos: Counter[str] = Counter()
-    for j, d in enumerate(docs):
-        near = pairs[j]
+    for j, near in enumerate(pairs):
         for w in words:
             for term in near.get(w, ()):
                 if j in pos_set:

@@ -33,8 +33,10 @@ def fold_indexes(rows: Sequence[dict[str, Any]], golds: Sequence[Sequence[str]],
     return out
 
 
-def vote_text(index: NeighbourIndex, text: str) -> Vote:
-    """The neighbours' vote on one README."""
+def vote_text(index: NeighbourIndex | None, text: str) -> Vote | None:
+    """The neighbours' vote on one README (None without an index to ask)."""
+    if index is None:
+        return None
     from engine.lexicon.terms import doc_terms
 
     return index.vote(doc_terms(text).terms)

@@ -106,7 +106,11 @@ class NeighbourIndex:
             self._X = torch.sparse_csr_tensor(torch.tensor(crow, dtype=torch.int64), torch.tensor(col, dtype=torch.int64),
                                               torch.tensor(val, dtype=torch.float64), size=(len(self.rows), len(self.keys)),
                                               check_invariants=False)
-        self.tag_names = sorted({t for ts in self.tags for t in ts})
+
+    @property
+    def tag_names(self) -> list[str]:
+        """The tags the labelled READMEs carry, sorted."""
+        return sorted({t for ts in self.tags for t in ts})
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -135,7 +139,7 @@ class NeighbourIndex:
         import torch
 
         cols = sorted({self._col[c] for c in (term_key(t) for t in terms) if c in self._col})
-        if not cols or not self.ids:
+        if not cols:  # nothing in common with any labelled README (or none labelled)
             return Vote({}, ())
         q = torch.zeros(len(self.keys), dtype=torch.float64)
         q[cols] = self.idf[cols]
