@@ -289,6 +289,11 @@ def test_head_adapter_trains_decides_and_is_refused_elsewhere(tiny_dir, tmp_path
 
     lm = load_model(str(tiny_dir), "cpu", adapter=str(out))
     assert lm.adapter.head is not None and lm.adapter.peft_model is None
+    # The layers it read its states from travel in the card: tagging reads the same.
+    from engine.training.head import line_layer, state_layer
+
+    assert (card["head"]["line_layer"], card["head"]["state_layer"]) == (line_layer(lm.model), state_layer(lm.model))
+    assert (lm.adapter.head.line_layer, lm.adapter.head.state_layer) == (card["head"]["line_layer"], card["head"]["state_layer"])
     # A head leaves the model as loaded, buffers too (casting the rotary frequencies to
     # bfloat16 once moved every state the head reads): the same logits, bit for bit.
     import torch
@@ -371,9 +376,11 @@ def test_head_spans_cover_each_tag_name_in_the_prompt(real_lm):
     assert len(hi.features) == len(hi.tags) and all(len(f) == len(hi.features[0]) for f in hi.features)
 
 
-def test_batched_head_states_equal_each_prompt_alone(tiny_lm, tiny_compiler):
+@pytest.mark.parametrize("item_layer", [None, 1])
+def test_batched_head_states_equal_each_prompt_alone(tiny_lm, tiny_compiler, item_layer):
     """On a GPU the head's prompts are prefilled together: left padding and pooling must
-    give each row the states it has alone (float32 here, so equal to rounding)."""
+    give each row the states it has alone (float32 here, so equal to rounding), whether
+    the item's state comes from the final norm or from a layer where the pass stops."""
     import torch
 
     from engine.decision.head import HeadInput
@@ -385,10 +392,39 @@ def test_batched_head_states_equal_each_prompt_alone(tiny_lm, tiny_compiler):
     spans = [((2, 3), (6, 7)), ((8, 9), (12, 13))]
     reqs = [DecodeRequest(prompt=Prompt("shared prefix ", s), allowed=frozenset(tax.names),
                           head_input=HeadInput(("cli", "lib"), ((0.0,), (0.0,)), 3, sp)) for s, sp in zip(suffixes, spans)]
-    together = dec._prefill("shared prefix ", suffixes, reqs, want_states=True, layer=1)[4]
+    together = dec._prefill("shared prefix ", suffixes, reqs, want_states=True, layer=1, item_layer=item_layer)[4]
     for st, s, r in zip(together, suffixes, reqs):
-        alone = dec._head_states("shared prefix ", [s], [r], 1)[0]
+        alone = dec._head_states("shared prefix ", [s], [r], 1, item_layer)[0]
         assert torch.allclose(st.item, alone.item, atol=1e-5) and torch.allclose(st.lines, alone.lines, atol=1e-5)
+
+
+def test_item_state_from_a_layer_stops_the_pass_there(tiny_lm, tiny_compiler):
+    """A head reading layer k's output gets what a full forward pass gives at layer k
+    (``output_hidden_states``), averaged over the item's tokens; the layers above never run."""
+    import torch
+
+    from engine.decision.head import HeadInput
+    from engine.decision.prompt import Prompt
+
+    tax = Taxonomy.load(MINI_TAX)
+    dec = ConstrainedDecoder(tiny_lm, tiny_compiler.get(tax, 3))
+    suffix = "a small library\n- cli: x\n- lib: y"
+    req = DecodeRequest(prompt=Prompt("", suffix), allowed=frozenset(tax.names),
+                        head_input=HeadInput(("cli", "lib"), ((0.0,), (0.0,)), 3, ((5, 6), (9, 10))))
+    blocks = tiny_lm.model.get_decoder().layers
+    ran = []
+    hooks = [b.register_forward_hook(lambda _m, _a, _o, k=k: ran.append(k)) for k, b in enumerate(blocks)]
+    try:
+        (st,) = dec._head_states("", [suffix], [req], 1, 1)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert ran == [0] and len(blocks) > 1
+    ids = torch.tensor([tiny_lm.tokenizer(suffix, add_special_tokens=False)["input_ids"]])
+    with torch.inference_mode():
+        full = tiny_lm.model(input_ids=ids, output_hidden_states=True).hidden_states[1][0]
+    assert torch.allclose(st.item, full.float().mean(0), atol=1e-5)
+    assert torch.allclose(st.lines[1], full[9:10].float().mean(0), atol=1e-5)
 
 
 def test_a_tag_without_labels_gets_no_per_tag_parameters():

@@ -84,8 +84,9 @@ def render_head_card(card: dict[str, Any]) -> str:
         f"# {card['name']}: a tagsmith decision adapter (decision head)",
         "",
         f"A decision head for **{card['base_model']}**, trained by `tagsmith train`: a regularised logistic read-out, over the "
-        "rules' shortlist, of the rules' evidence and the model's hidden states from the decoder's own prefill (the final "
-        "state averaged over the item's prompt tokens"
+        "rules' shortlist, of the rules' evidence and the model's hidden states from the decoder's own prefill ("
+        + (f"layer {head['state_layer']}'s output" if head.get("state_layer") else "the final state")
+        + " averaged over the item's prompt tokens"
         + (f"; layer {head['line_layer']}'s averaged over each tag's name in its shortlist line" if head.get("line_layer") else "")
         + "). It chooses the tags and how many; the constrained decoder writes that answer, so the Outlines constraint "
         "still decides which answers exist.",

@@ -199,27 +199,30 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
     # its fold (or the base pack and no neighbours).
     per_fold = learned is not None or near is not None
     groups = {f: [j for j in range(len(rows)) if fold[j] == f] for f in sorted(set(fold))} if per_fold else {0: list(range(len(rows)))}
-    readings, lm = [], None
+    # Each README is proposed, voted on and prompted once (with its fold's pack and index),
+    # then read by the model in every dtype: the prompt depends on the tokenizer alone.
+    lm = load_model(model, device, adapter=None, dtype=dtypes[0])
+    layer, item_layer = heads.line_layer(lm.model), heads.state_layer(lm.model)
+    props: list[Any] = [None] * len(rows)
+    for f, idx in groups.items():
+        tagger = Tagger(learned.by_fold[f] if learned else base, mode="hybrid", lm=lm,
+                        policy=heads.head_policy(shortlist, neighbours or 0), excerpt_tokens=excerpt_tokens,
+                        neighbours=near[f] if near is not None else None)
+        for j, p in zip(idx, tagger.prepare(tagger.propose([rows[j] for j in idx], tax), tax, max_tags)):
+            props[j] = p
+    constraint = tagger.compiler.get(tax, max_tags)
+    tagger = None
+    log(f"train: {len(rows)} items proposed and prompted after {time.perf_counter() - t_start:.0f} s")
+    readings = []
     for dt in dtypes:
-        lm = tagger = None  # one model at a time (a tagger holds it)
-        lm = load_model(model, device, adapter=None, dtype=dt)
-        layer = heads.line_layer(lm.model)
-        got: list[Any] = [None] * len(rows)
-        for f, idx in groups.items():
-            tagger = Tagger(learned.by_fold[f] if learned else base, mode="hybrid", lm=lm,
-                            policy=heads.head_policy(shortlist, neighbours or 0), excerpt_tokens=excerpt_tokens,
-                            neighbours=near[f] if near is not None else None)
-            for j, it in zip(idx, heads.collect(tagger, [rows[j] for j in idx], tax, [golds[j] for j in idx], max_tags,
-                                                progress=progress, layer=layer)):
-                got[j] = it
-        readings.append(got)
+        lm = lm or load_model(model, device, adapter=None, dtype=dt)  # one model at a time
+        readings.append(heads.read_states(lm, constraint, props, golds, progress=progress, layer=layer, item_layer=item_layer))
         log(f"train: {len(rows)} items, model states in {lm.dtype} after {time.perf_counter() - t_start:.0f} s")
+        ran_on, lm = str(lm.device), None
+        gc.collect()
     items, twins = readings[0], (readings[1] if len(readings) > 1 else None)
     states_secs = time.perf_counter() - t_start
-    # The head is fitted from the states alone: the model leaves before the fits start.
-    ran_on = str(lm.device)
-    lm = tagger = None
-    gc.collect()
+    # The head is fitted from the states alone: the model left before the fits start.
     cv = None
     chosen = {"kind": kind, "state_l2": 0.3, "line_l2": heads.LINE_L2, "threshold": 0.4}
     if folds:
@@ -229,7 +232,7 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
         log(f"train: cross-validation chose {chosen}")
     t0 = time.perf_counter()
     head = heads.fit(items, tax.names, chosen["kind"], chosen["state_l2"], chosen["threshold"], line_l2=chosen["line_l2"],
-                     layer=layer, twins=twins)
+                     layer=layer, twins=twins, state_layer=item_layer)
     fit_secs = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)
     base_name = model or DEFAULT_MODEL
