@@ -111,9 +111,9 @@ class HeadInput:
 
 @dataclass(frozen=True)
 class ItemStates:
-    """The model's reading of one prompt: its final hidden state averaged over the
-    item's own tokens, and a middle layer's over each shortlisted tag's name (None
-    without spans)."""
+    """The model's reading of one prompt: a hidden state averaged over the item's own
+    tokens (the head's ``state_layer``, or the final norm), and a middle layer's over
+    each shortlisted tag's name (None without spans)."""
 
     item: Any  # torch [d]
     lines: Any = None  # torch [tags, d]
