@@ -136,11 +136,11 @@ def _pool(seen: dict[str, list[Any]], own: Any, lengths: list[int], reqs: list[D
     line (token spans of the suffix; rows are left-padded to the batch's width)."""
     import torch
 
-    final = seen["item"][0].float()
-    at = seen["layer"][0].float() if seen["layer"] else final
+    hidden = seen["item"][0].float()
+    at = seen["layer"][0].float() if seen["layer"] else hidden
     weights = own.to(torch.float32)[:, :, None]
-    items = ((final * weights).sum(1) / weights.sum(1)).cpu()
-    width = final.shape[1]
+    items = ((hidden * weights).sum(1) / weights.sum(1)).cpu()
+    width = hidden.shape[1]
     out = []
     for k, r in enumerate(reqs):
         spans = r.head_input.spans if r.head_input is not None else None
