@@ -91,14 +91,14 @@ def main() -> int:
     shortlist = card["policy"]["shortlist"]
     collector = Tagger(mode="hybrid", lm=bare, policy=heads.head_policy(shortlist), excerpt_tokens=card["prompt"]["excerpt_tokens"])
     t0 = time.perf_counter()
-    layer, item_layer = card["head"].get("line_layer"), card["head"].get("state_layer")
-    items = heads.collect(collector, rows, tax, golds, card["prompt"]["max_tags"], layer=layer, item_layer=item_layer)
+    layer, state_layer = card["head"].get("line_layer"), card["head"].get("state_layer")
+    items = heads.collect(collector, rows, tax, golds, card["prompt"]["max_tags"], layer=layer, state_layer=state_layer)
     print(f"train states: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
     def head_row(label: str, kind: str, subset: list, excerpt: int | None = None) -> None:
         best = best_of_kind(card, kind)
         head = heads.fit(subset, tax.names, kind, best["state_l2"], best["threshold"], line_l2=best.get("line_l2"), layer=layer,
-                          state_layer=item_layer)
+                          state_layer=state_layer)
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / f"head-{kind}"
             out.mkdir()
@@ -117,7 +117,7 @@ def main() -> int:
         # The same recipe on prompts with an n-token README excerpt (``tagsmith train --excerpt-tokens n``).
         longer = Tagger(mode="hybrid", lm=bare, policy=heads.head_policy(shortlist), excerpt_tokens=n)
         head_row(f"default head, {n}-token excerpt (`--excerpt-tokens {n}`)", "all",
-                 heads.collect(longer, rows, tax, golds, card["prompt"]["max_tags"], layer=layer, item_layer=item_layer), excerpt=n)
+                 heads.collect(longer, rows, tax, golds, card["prompt"]["max_tags"], layer=layer, state_layer=state_layer), excerpt=n)
     add(f"**default: head on evidence + model states** (`{shipped.name}`, {card['prompt']['excerpt_tokens']}-token excerpt)",
         Tagger(mode="hybrid", lm=with_head(shipped)))
 

@@ -376,8 +376,8 @@ def test_head_spans_cover_each_tag_name_in_the_prompt(real_lm):
     assert len(hi.features) == len(hi.tags) and all(len(f) == len(hi.features[0]) for f in hi.features)
 
 
-@pytest.mark.parametrize("item_layer", [None, 1])
-def test_batched_head_states_equal_each_prompt_alone(tiny_lm, tiny_compiler, item_layer):
+@pytest.mark.parametrize("state_layer", [None, 1])
+def test_batched_head_states_equal_each_prompt_alone(tiny_lm, tiny_compiler, state_layer):
     """On a GPU the head's prompts are prefilled together: left padding and pooling must
     give each row the states it has alone (float32 here, so equal to rounding), whether
     the item's state comes from the final norm or from a layer where the pass stops."""
@@ -392,9 +392,9 @@ def test_batched_head_states_equal_each_prompt_alone(tiny_lm, tiny_compiler, ite
     spans = [((2, 3), (6, 7)), ((8, 9), (12, 13))]
     reqs = [DecodeRequest(prompt=Prompt("shared prefix ", s), allowed=frozenset(tax.names),
                           head_input=HeadInput(("cli", "lib"), ((0.0,), (0.0,)), 3, sp)) for s, sp in zip(suffixes, spans)]
-    together = dec._prefill("shared prefix ", suffixes, reqs, want_states=True, layer=1, item_layer=item_layer)[4]
+    together = dec._prefill("shared prefix ", suffixes, reqs, want_states=True, layer=1, state_layer=state_layer)[4]
     for st, s, r in zip(together, suffixes, reqs):
-        alone = dec._head_states("shared prefix ", [s], [r], 1, item_layer)[0]
+        alone = dec._head_states("shared prefix ", [s], [r], 1, state_layer)[0]
         assert torch.allclose(st.item, alone.item, atol=1e-5) and torch.allclose(st.lines, alone.lines, atol=1e-5)
 
 

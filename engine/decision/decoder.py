@@ -78,11 +78,11 @@ class EnoughLayers(Exception):
 
 
 @contextmanager
-def hidden_states(model: Any, layer: int | None = None, item_layer: int | None = None) -> Iterator[dict[str, list[Any]]]:
+def hidden_states(model: Any, layer: int | None = None, state_layer: int | None = None) -> Iterator[dict[str, list[Any]]]:
     """Inside the block, ``seen["item"]`` holds the hidden states a head pools over the
     item's tokens, from the forward pass run there: the output of decoder layer
-    ``item_layer`` (1-based, as ``output_hidden_states`` counts: entry ``k`` is the output
-    of layer ``k``), or of the model's final norm when ``item_layer`` is None (heads
+    ``state_layer`` (1-based, as ``output_hidden_states`` counts: entry ``k`` is the output
+    of layer ``k``), or of the model's final norm when ``state_layer`` is None (heads
     trained before the item state moved down); ``seen["layer"]`` the output of decoder
     layer ``layer``, pooled over each tag's name.
 
@@ -99,12 +99,12 @@ def hidden_states(model: Any, layer: int | None = None, item_layer: int | None =
     dec = model.get_decoder() if hasattr(model, "get_decoder") else None
     norm = next((getattr(dec, n) for n in ("norm", "ln_f", "final_layer_norm") if dec is not None and hasattr(dec, n)), None)
     blocks = next((getattr(dec, n) for n in ("layers", "h", "blocks") if dec is not None and hasattr(dec, n)), None)
-    wanted = [k for k in (layer, item_layer) if k is not None]
-    if (item_layer is None and norm is None) or any(blocks is None or not 1 <= k <= len(blocks) for k in wanted):
+    wanted = [k for k in (layer, state_layer) if k is not None]
+    if (state_layer is None and norm is None) or any(blocks is None or not 1 <= k <= len(blocks) for k in wanted):
         raise TagsmithError(E_ADAPTER, f"{type(model).__name__}: a decision head needs the model's decoder layers "
-                            f"{sorted(set(wanted))}" + (" and its final norm" if item_layer is None else "")
+                            f"{sorted(set(wanted))}" + (" and its final norm" if state_layer is None else "")
                             + ", not found (norm/ln_f/final_layer_norm, layers/h/blocks)")
-    stop_at = max(wanted) if item_layer is not None else None
+    stop_at = max(wanted) if state_layer is not None else None
 
     def keeper(keys: tuple[str, ...], stop: bool) -> Any:
         def keep(_module: Any, _args: Any, out: Any) -> None:
@@ -118,10 +118,10 @@ def hidden_states(model: Any, layer: int | None = None, item_layer: int | None =
     by_module: dict[int, list[str]] = {}
     if layer is not None:
         by_module.setdefault(layer, []).append("layer")
-    if item_layer is not None:
-        by_module.setdefault(item_layer, []).append("item")
+    if state_layer is not None:
+        by_module.setdefault(state_layer, []).append("item")
     handles = [blocks[k - 1].register_forward_hook(keeper(tuple(keys), k == stop_at)) for k, keys in by_module.items()]
-    if item_layer is None:
+    if state_layer is None:
         handles.append(norm.register_forward_hook(keeper(("item",), False)))
     try:
         yield seen
@@ -216,13 +216,13 @@ class ConstrainedDecoder:
         return [results[i] for i in range(len(reqs))]
 
     def _prefill(self, prefix: str, suffixes: list[str], reqs: list[DecodeRequest], want_states: bool = False,
-                 layer: int | None = None, item_layer: int | None = None) -> tuple:
+                 layer: int | None = None, state_layer: int | None = None) -> tuple:
         """One forward pass over every distinct prompt of a group (the prefix from the
         cache): (last logits per request, KV cache per request, mask, next positions,
         pooled states per request or None).
 
         The pooled state is a hidden state averaged over the item's own prompt tokens
-        (``hidden_states``: decoder layer ``item_layer``, or the final norm): the decision
+        (``hidden_states``: decoder layer ``state_layer``, or the final norm): the decision
         head's reading of the item, computed by this same pass. When the states come
         from decoder layers alone the pass stops after them: logits and cache are None.
         """
@@ -257,7 +257,7 @@ class ConstrainedDecoder:
         states = None
         with torch.inference_mode():
             if want_states:
-                with hidden_states(model, layer, item_layer) as seen:
+                with hidden_states(model, layer, state_layer) as seen:
                     try:
                         logits, past = forward(model, ids, mask, pos, past)
                     except EnoughLayers:
@@ -273,9 +273,9 @@ class ConstrainedDecoder:
             past.reorder_cache(rows)
         return logits, past, mask, step_pos, states
 
-    def states(self, reqs: list[DecodeRequest], layer: int | None = None, item_layer: int | None = None) -> list[Any]:
+    def states(self, reqs: list[DecodeRequest], layer: int | None = None, state_layer: int | None = None) -> list[Any]:
         """The pooled states of each request's prompt (no decoding; tag names' states from
-        decoder layer ``layer``, the item's from ``item_layer`` or the final norm): what
+        decoder layer ``layer``, the item's from ``state_layer`` or the final norm): what
         the decision head reads, for training it on exactly what it will see."""
         prompts = [r.prompt if isinstance(r.prompt, Prompt) else Prompt("", r.prompt) for r in reqs]
         out: dict[int, Any] = {}
@@ -283,11 +283,12 @@ class ConstrainedDecoder:
         for i, p in enumerate(prompts):
             groups.setdefault(p.prefix, []).append(i)
         for prefix, idx in groups.items():
-            out.update(zip(idx, self._head_states(prefix, [prompts[i].suffix for i in idx], [reqs[i] for i in idx], layer, item_layer)))
+            out.update(zip(idx, self._head_states(prefix, [prompts[i].suffix for i in idx], [reqs[i] for i in idx],
+                                                  layer, state_layer)))
         return [out[i] for i in range(len(reqs))]
 
     def _head_states(self, prefix: str, suffixes: list[str], reqs: list[DecodeRequest], layer: int | None,
-                     item_layer: int | None) -> list[Any]:
+                     state_layer: int | None) -> list[Any]:
         """Pooled states of prompts sharing ``prefix``. On a CPU each prompt is prefilled
         alone, so its states are a function of the prompt: in a padded batch the kernels'
         blocking follows the batch's shape, and in bfloat16 that moved a probability by
@@ -295,8 +296,8 @@ class ConstrainedDecoder:
         saved only ~12% there. On a GPU, where batching is most of the throughput, the
         prompts are prefilled together."""
         if self.lm.device.startswith("cuda") and len(reqs) > 1:
-            return self._prefill(prefix, suffixes, reqs, want_states=True, layer=layer, item_layer=item_layer)[4]
-        return [self._prefill(prefix, [s], [r], want_states=True, layer=layer, item_layer=item_layer)[4][0]
+            return self._prefill(prefix, suffixes, reqs, want_states=True, layer=layer, state_layer=state_layer)[4]
+        return [self._prefill(prefix, [s], [r], want_states=True, layer=layer, state_layer=state_layer)[4][0]
                 for s, r in zip(suffixes, reqs)]
 
     def _decode_group(self, prefix: str, suffixes: list[str], reqs: list[DecodeRequest]) -> list[DecodeResult]:

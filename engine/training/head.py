@@ -88,16 +88,16 @@ def state_layer(model: Any) -> int:
 
 
 def collect(tagger: Tagger, rows: list[dict[str, Any]], tax: Taxonomy, golds: list[list[str]], max_tags: int,
-            batch: int = 8, progress: bool = False, layer: int | None = None, item_layer: int | None = None) -> list[HeadItem]:
+            batch: int = 8, progress: bool = False, layer: int | None = None, state_layer: int | None = None) -> list[HeadItem]:
     """Shortlists, evidence features and the model's pooled states for ``rows`` (the
     tagger's policy must have ``decider="head"``; tag-name states from ``layer``, the
-    item's from ``item_layer``, or the final norm when None)."""
+    item's from ``state_layer``, or the final norm when None)."""
     props = tagger.prepare(tagger.propose(rows, tax), tax, max_tags)
-    return read_states(tagger.lm, tagger.compiler.get(tax, max_tags), props, golds, batch, progress, layer, item_layer)
+    return read_states(tagger.lm, tagger.compiler.get(tax, max_tags), props, golds, batch, progress, layer, state_layer)
 
 
 def read_states(lm: Any, constraint: Any, props: Sequence[Any], golds: Sequence[list[str]], batch: int = 8,
-                progress: bool = False, layer: int | None = None, item_layer: int | None = None) -> list[HeadItem]:
+                progress: bool = False, layer: int | None = None, state_layer: int | None = None) -> list[HeadItem]:
     """The model's pooled states for prepared proposals (``Tagger.prepare``): the part of
     ``collect`` that depends on the model's weights, so that training prepares each
     README once and reads it in every dtype (the prompt is the tokenizer's, the same in all)."""
@@ -112,7 +112,7 @@ def read_states(lm: Any, constraint: Any, props: Sequence[Any], golds: Sequence[
         chunk = props[s:s + batch]
         reqs = [DecodeRequest(p.prepared.prompt, p.prepared.plan.allowed, suffix_ids=p.prepared.suffix_ids,
                               head_input=p.prepared.head_input) for p in chunk]
-        states = decoder.states(reqs, layer, item_layer)
+        states = decoder.states(reqs, layer, state_layer)
         for p, st, g in zip(chunk, states, golds[s:s + batch]):
             out.append(HeadItem(str(p.record.get("id")), p.prepared.head_input, st, g, list(p.prepared.plan.rules_pick)))
         bar.update(len(chunk))

@@ -202,7 +202,7 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
     # Each README is proposed, voted on and prompted once (with its fold's pack and index),
     # then read by the model in every dtype: the prompt depends on the tokenizer alone.
     lm = load_model(model, device, adapter=None, dtype=dtypes[0])
-    layer, item_layer = heads.line_layer(lm.model), heads.state_layer(lm.model)
+    layer, state_layer = heads.line_layer(lm.model), heads.state_layer(lm.model)
     props: list[Any] = [None] * len(rows)
     for f, idx in groups.items():
         tagger = Tagger(learned.by_fold[f] if learned else base, mode="hybrid", lm=lm,
@@ -216,7 +216,7 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
     readings = []
     for dt in dtypes:
         lm = lm or load_model(model, device, adapter=None, dtype=dt)  # one model at a time
-        readings.append(heads.read_states(lm, constraint, props, golds, progress=progress, layer=layer, item_layer=item_layer))
+        readings.append(heads.read_states(lm, constraint, props, golds, progress=progress, layer=layer, state_layer=state_layer))
         log(f"train: {len(rows)} items, model states in {lm.dtype} after {time.perf_counter() - t_start:.0f} s")
         ran_on, lm = str(lm.device), None
         gc.collect()
@@ -232,7 +232,7 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
         log(f"train: cross-validation chose {chosen}")
     t0 = time.perf_counter()
     head = heads.fit(items, tax.names, chosen["kind"], chosen["state_l2"], chosen["threshold"], line_l2=chosen["line_l2"],
-                     layer=layer, twins=twins, state_layer=item_layer)
+                     layer=layer, twins=twins, state_layer=state_layer)
     fit_secs = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)
     base_name = model or DEFAULT_MODEL
