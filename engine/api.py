@@ -143,6 +143,7 @@ class Tagger:
         self._overlap = overlap
         self._lexicons: dict[str, Lexicon] = {}
         self._applies: dict[str, bool] = {}  # adapter decides, per taxonomy fingerprint
+        self._any_heads: dict[str, Any] = {}  # the any-list head or None, per fingerprint of a list the adapter does not cover
 
     @classmethod
     def from_pack(cls, path: str | Path, **kw: Any) -> "Tagger":
@@ -234,22 +235,42 @@ class Tagger:
             hit = self._applies[key] = att is not None and att.applies(taxonomy.names, key)
         return hit
 
+    def any_list_head(self, taxonomy: Taxonomy) -> Any:
+        """The adapter's any-list head when it decides for this list (hybrid mode, a list
+        the adapter does not cover and the rule pack hardly knows:
+        ``engine/training/any_list.py``, ``AttachedAdapter.any_list_head``); else None."""
+        if self.mode != "hybrid" or self.adapter_applies(taxonomy):
+            return None
+        key = taxonomy.fingerprint()
+        if key not in self._any_heads:
+            att = getattr(self.lm, "adapter", None)
+            pack = self.pack_for(taxonomy)
+            share = sum(1 for t in taxonomy if pack.get(t.name) is not None) / max(len(taxonomy), 1)
+            self._any_heads[key] = att.any_list_head(taxonomy.names, key, share) if att is not None else None
+        return self._any_heads[key]
+
     def policy_for(self, taxonomy: Taxonomy) -> DecisionPolicy:
-        """The decision policy for a tag list: as given; else the adapter's (hybrid mode,
-        a list it covers); else the default; then any overrides."""
+        """The decision policy for a tag list: as given; else the adapter's (hybrid mode:
+        a list it covers, or its any-list head's for one it does not); else the default;
+        then any overrides."""
         policy = self.policy
-        if not self._policy_given and self.mode == "hybrid" and self.adapter_applies(taxonomy):
-            policy = DecisionPolicy(mode=self.mode, **self.lm.adapter.info.policy)
+        if not self._policy_given and self.mode == "hybrid":
+            if self.adapter_applies(taxonomy):
+                policy = DecisionPolicy(mode=self.mode, **self.lm.adapter.info.policy)
+            elif self.any_list_head(taxonomy) is not None:
+                policy = DecisionPolicy(mode=self.mode, **self.lm.adapter.any_list["policy"])
         return replace(policy, **self.policy_overrides) if self.policy_overrides else policy
 
     def excerpt_for(self, taxonomy: Taxonomy) -> int:
-        """README tokens the prompt shows: as given; else what the adapter was trained
-        with (a list it covers: a decision head reads states of prompts like its
-        training prompts); else ``EXCERPT_TOKENS``."""
+        """README tokens the prompt shows: as given; else what the deciding head was
+        trained with (a decision head reads states of prompts like its training
+        prompts); else ``EXCERPT_TOKENS``."""
         if self.excerpt_tokens is not None:
             return self.excerpt_tokens
         if self.adapter_applies(taxonomy):
             return int(self.lm.adapter.info.card.get("prompt", {}).get("excerpt_tokens") or EXCERPT_TOKENS)
+        if self.any_list_head(taxonomy) is not None:
+            return int(self.lm.adapter.any_list.get("prompt", {}).get("excerpt_tokens") or EXCERPT_TOKENS)
         return EXCERPT_TOKENS
 
     @property
@@ -266,6 +287,7 @@ class Tagger:
         key = taxonomy.fingerprint()
         self._lexicons.pop(key, None)
         self._applies.pop(key, None)
+        self._any_heads.pop(key, None)
         if self._compiler is not None:
             gone = self._compiler.forget(key)
             for k in [k for k in self._decoders if k[0] in gone]:
@@ -367,7 +389,7 @@ class Tagger:
         # One decoder per constraint: its memos of answer states serve every batch.
         decoder = self._decoders.get((constraint, active))
         if decoder is None:
-            head = getattr(self.lm.adapter, "head", None) if active else None
+            head = getattr(self.lm.adapter, "head", None) if active else self.any_list_head(tax)
             decoder = self._decoders[(constraint, active)] = ConstrainedDecoder(self.lm, constraint, prefixes=prefixes, head=head)
         reqs = []
         for p in chunk:
@@ -399,7 +421,9 @@ class Tagger:
 
     def _model_label(self, tax: Taxonomy) -> str:
         lm = self.lm
-        return lm.label if self.adapter_applies(tax) else lm.base_label
+        if self.adapter_applies(tax):
+            return lm.label
+        return lm.label + " (any-list head)" if self.any_list_head(tax) is not None else lm.base_label
 
     def _finish(self, r: dict, tax: Taxonomy, max_tags: int, cands: list[Candidate], tags: list[str], rules_pick: list[str] | None, decision: dict, tag_prob: dict | None = None,
                 notes: list[str] | None = None) -> TagResult:

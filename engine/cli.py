@@ -234,12 +234,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     command = "tagsmith " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
     progress = sys.stderr.isatty() and not args.quiet
     log = None if not args.quiet else (lambda m: None)
+    if args.lora and args.any_list is not None:
+        raise TagsmithError(E_OPTION, "--any-list trains a decision head: not with --lora")
     if not args.lora:
         card = train_head(args.gold, args.taxonomy, args.output, model=args.model, device=args.device, rules=args.rules,
                           folds=5 if args.folds is None else args.folds, seed=args.seed, shortlist=args.shortlist,
                           kind=args.head, fraction=args.fraction, progress=progress, log=log, command=command,
                           excerpt_tokens=args.excerpt_tokens, dtype=args.dtype, ablations=args.ablations,
-                          learn_rules=args.learn_rules, neighbours=None if args.no_neighbours else args.neighbours)
+                          learn_rules=args.learn_rules, neighbours=None if args.no_neighbours else args.neighbours,
+                          any_list=args.any_list)
     else:
         if args.epochs < 1 or args.layers < 1 or args.rank < 1:
             raise TagsmithError(E_OPTION, "--epochs, --layers and --rank must be positive")
@@ -514,6 +517,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"the adapter keeps an index of the labelled READMEs, whose vote is evidence for the head; it also adds "
                          f"its best N tags to the shortlist (default {NEIGHBOUR_TAGS})")
     tr.add_argument("--no-neighbours", action="store_true", help="keep no index of the labelled READMEs (no votes)")
+    tr.add_argument("--any-list", nargs="?", const="", default=None, metavar="TAX.json",
+                    help="also train the head the adapter decides with for tag lists it does not cover (zero labels, shared "
+                         "weights only), on the labels seen as a list without rules: this tag list with the same names and "
+                         "their descriptions/aliases (default: --taxonomy's). Adds ~6 minutes for 800 READMEs")
     tr.add_argument("--fraction", type=float, default=1.0, help="train on this seeded share of the items (learning curves)")
     tr.add_argument("--quiet", action="store_true")
     sv = sub.add_parser("serve", help="HTTP service with dynamic batching (needs tagsmith[serve])")

@@ -43,3 +43,32 @@ def test_outlines_constraint_gives_the_same_bytes_on_dev(dev, taxonomy, real_lm)
     outlines = _answers(Tagger(mode="hybrid", lm=real_lm, constraint="outlines"), dev, taxonomy)
     assert [r.to_json() for r in outlines] == [r.to_json() for r in direct]
     assert sum(bool(r.tags) for r in direct) == len(dev)
+
+
+def _renamed_lists():
+    """bench/renamed_lists.py (the bench's renamed catalogues), loaded by path."""
+    import importlib.util
+
+    from tests.conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("renamed_lists", ROOT / "bench" / "renamed_lists.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_zero_label_floor_on_a_list_the_adapter_never_learned(dtype, dev, shared, lm_in):
+    """Dev relabelled to the synonym list (every tag renamed, with its description): no
+    rule and no label knows it, so the shipped adapter's any-list head decides."""
+    lists = _renamed_lists()
+    tags, mapping = lists.catalogue("synonyms", shared)
+    gold = [r["tags"] for r in lists.relabel(dev, mapping)]
+    tagger = Tagger(mode="hybrid", lm=lm_in(dtype))
+    results = _answers(tagger, dev, tags)
+    m = score(gold, [r.tags for r in results])
+    floor = FLOORS["zero_labels_synonyms"]
+    print(f"zero labels, synonyms: micro-F1 {m.micro_f1:.3f} top-1 {m.top1:.3f} (dtype {dtype}, CPU bfloat16 path {cpu_path()}; "
+          f"floors {floor['micro_f1']} / {floor['top1']})")
+    assert all(r.explanation.model.endswith("(any-list head)") for r in results[:1])
+    assert m.micro_f1 >= floor["micro_f1"] and m.top1 >= floor["top1"]

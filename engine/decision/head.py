@@ -195,8 +195,8 @@ class DecisionHead:
         return out
 
     # -- files -------------------------------------------------------------------
-    def save(self, folder: Path) -> dict[str, Any]:
-        """Write the tensors to ``folder/head.safetensors``; returns the card's ``head`` entry."""
+    def save(self, folder: Path, file: str = FILE) -> dict[str, Any]:
+        """Write the tensors to ``folder/file``; returns the card's entry for the head."""
         import torch
         from safetensors.torch import save_file
 
@@ -205,8 +205,8 @@ class DecisionHead:
         save_file({**lines, "b": self.b.contiguous(), "W": self.W.contiguous(), "state_mean": self.state_mean.contiguous(),
                    "state_std": self.state_std.contiguous(),
                    "a": torch.tensor(self.a, dtype=torch.float32), "feature_mean": torch.tensor(self.feature_mean, dtype=torch.float32),
-                   "feature_std": torch.tensor(self.feature_std, dtype=torch.float32)}, str(folder / FILE))
-        return {"file": FILE, "kind": self.kind, "a0": self.a0, "threshold": self.threshold, "tags": self.tags,
+                   "feature_std": torch.tensor(self.feature_std, dtype=torch.float32)}, str(folder / file))
+        return {"file": file, "kind": self.kind, "a0": self.a0, "threshold": self.threshold, "tags": self.tags,
                 "features": list(FEATURES[:len(self.a)]),
                 "state": (f"layer {self.state_layer} output" if self.state_layer else "final hidden state")
                 + ", mean over the item's prompt tokens"

@@ -122,19 +122,22 @@ def read_states(lm: Any, constraint: Any, props: Sequence[Any], golds: Sequence[
 
 def fit(items: Sequence[HeadItem], tags: list[str], kind: str = "all", state_l2: float = 0.3, threshold: float = 0.4,
         line_l2: float | None = LINE_L2, iterations: int = 300, layer: int | None = None,
-        twins: Sequence[HeadItem] | None = None, consistency: float = CONSISTENCY, state_layer: int | None = None) -> DecisionHead:
+        twins: Sequence[HeadItem] | None = None, consistency: float = CONSISTENCY, state_layer: int | None = None,
+        per_tag: bool = True) -> DecisionHead:
     """Fit a head on ``items`` (those with a shortlist). ``twins``: the same items read
     in another dtype (same order, same shortlists); both readings are fitted, with the
     consistency term between them (module docstring). ``layer`` / ``state_layer``: the
     decoder layers the items' name states / item states were read from (``collect``),
-    recorded in the head so that tagging reads the same.
+    recorded in the head so that tagging reads the same. ``per_tag=False``: shared
+    weights only (``a``, ``a0``, ``v``; no ``b``, ``W``), a head for tag lists it never
+    saw (``engine/training/any_list.py``); it keeps no tag names.
 
     In float64 on one thread (``engine/threads.py``): the head is a function of the data.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     with one_thread():
-        return _fit(items, tags, kind, state_l2, threshold, line_l2, iterations, layer, twins, consistency, state_layer)
+        return _fit(items, tags, kind, state_l2, threshold, line_l2, iterations, layer, twins, consistency, state_layer, per_tag)
 
 
 def _rows(items: Sequence[HeadItem], index: dict[str, int]) -> tuple[Any, Any, Any, Any, Any, Any]:
@@ -163,7 +166,7 @@ def _rows(items: Sequence[HeadItem], index: dict[str, int]) -> tuple[Any, Any, A
 
 def _fit(items: Sequence[HeadItem], tags: list[str], kind: str, state_l2: float, threshold: float, line_l2: float | None,
          iterations: int, layer: int | None, twins: Sequence[HeadItem] | None, consistency: float,
-         state_layer: int | None = None) -> DecisionHead:
+         state_layer: int | None = None, per_tag: bool = True) -> DecisionHead:
     import torch
 
     f64 = torch.float64
@@ -189,8 +192,8 @@ def _fit(items: Sequence[HeadItem], tags: list[str], kind: str, state_l2: float,
     n = len(Y_)
     a = torch.zeros(F_.shape[1], dtype=f64, requires_grad=kind != "model")
     a0 = torch.zeros(1, dtype=f64, requires_grad=kind != "model")
-    b = torch.zeros(len(tags), dtype=f64, requires_grad=True)
-    W = torch.zeros(len(tags), H_.shape[1], dtype=f64, requires_grad=kind != "rules")
+    b = torch.zeros(len(tags), dtype=f64, requires_grad=per_tag)
+    W = torch.zeros(len(tags), H_.shape[1], dtype=f64, requires_grad=per_tag and kind != "rules")
     v = torch.zeros(L_.shape[1], dtype=f64, requires_grad=lines)
     params = [p for p in (a, a0, b, W, v) if p.requires_grad]
     opt = torch.optim.LBFGS(params, lr=1, max_iter=iterations, line_search_fn="strong_wolfe")
@@ -220,6 +223,9 @@ def _fit(items: Sequence[HeadItem], tags: list[str], kind: str, state_l2: float,
     settings = {"state_l2": state_l2, "line_l2": line_l2 if lines else None, "bias_l2": BIAS_L2, "iterations": iterations}
     if twins is not None:
         settings["consistency"] = consistency
+    if not per_tag:  # nothing of the training list's tags is kept
+        settings["per_tag"] = False
+        tags, b, W, labelled = [], b[:0], W[:0], labelled[:0]
     return DecisionHead(tags=list(tags), kind=kind, feature_mean=fm.tolist(), feature_std=fs.tolist(),
                         state_mean=hm.to(f32), state_std=hs.to(f32), a=a.detach().tolist(), a0=float(a0.detach()),
                         b=(b * labelled).detach().to(f32), W=(W * labelled[:, None]).detach().to(f32), threshold=threshold, settings=settings,

@@ -149,7 +149,8 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
                rules: str | None = None, folds: int = 5, seed: int = 0, shortlist: int | None = None, kind: str = "all",
                max_tags: int = 3, excerpt_tokens: int | None = None, fraction: float = 1.0, progress: bool = False,
                log: Callable[[str], None] | None = None, command: str = "", dtype: str | None = "both",
-               ablations: bool = False, learn_rules: str = "auto", neighbours: int | None = NEIGHBOUR_TAGS) -> dict[str, Any]:
+               ablations: bool = False, learn_rules: str = "auto", neighbours: int | None = NEIGHBOUR_TAGS,
+               any_list: Any = None) -> dict[str, Any]:
     """Train a decision head on ``gold`` (JSONL with id, text, tags) and write it to ``out``
     (prompts with ``excerpt_tokens`` README tokens, default ``head.EXCERPT_TOKENS``).
 
@@ -164,7 +165,10 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
     ``LEARNED_SHORTLIST`` with a learned pack). ``neighbours``: the adapter keeps an
     index of the labelled READMEs (``engine/neighbours``, cross-fitted like the pack);
     their vote is an evidence feature of the head and adds its best ``neighbours`` tags
-    to the shortlist (None: no index)."""
+    to the shortlist (None: no index). ``any_list``: also train the head the adapter
+    uses for lists it does not cover (``engine/training/any_list.py``) on this view of
+    the labels: a tag list with the same names and, best, their descriptions and aliases
+    (``""``: the training list as given); None: none."""
     import torch
     import transformers
 
@@ -186,6 +190,7 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
         raise TagsmithError(E_OPTION, f"--learn-rules must be auto, yes or no, got {learn_rules!r}")
     if neighbours is not None and neighbours < 0:
         raise TagsmithError(E_OPTION, f"--neighbours must be >= 0, got {neighbours}")
+    view = _any_list_view(any_list, tax)
     base = load_pack(rules)
     fold = packs.fold_of(len(rows), folds or packs.FOLDS, seed)
     learned = None
@@ -253,5 +258,29 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
     if learned:
         card["rules"] = {"pack": packs.PACK_DIR, "digest": learned.final.digest, "extends": learned.extends,
                          "terms": learned.terms, "cross_fitted_folds": folds or packs.FOLDS}
+    if view is not None:
+        from engine.training.any_list import train_any_list
+
+        del items, twins, readings
+        gc.collect()
+        card["any_list"] = train_any_list(rows, golds, view, out, model=model, device=device, dtypes=dtypes, folds=folds,
+                                          seed=seed, max_tags=max_tags, excerpt_tokens=excerpt_tokens, progress=progress, log=log)
+        card["training"].update(seconds=round(time.perf_counter() - t_start, 1), peak_rss_mb=round(peak_rss_mb(), 1))
     write_card(out, card)
     return card
+
+
+def _any_list_view(spec: Any, tax: Any) -> Any:
+    """The taxonomy an any-list head learns from (``train_head``'s ``any_list``): None,
+    the training list itself (``""``), or a list with the same names."""
+    if spec is None:
+        return None
+    if spec == "":
+        return tax
+    view = as_taxonomy(spec)
+    if view.names != tax.names:
+        missing = sorted(set(tax.names) ^ set(view.names))
+        raise TagsmithError(E_OPTION, "the any-list view must list the training list's tag names, in its order"
+                            + (f" (differs in {', '.join(repr(n) for n in missing[:5])})" if missing else " (order differs)"),
+                            file=str(spec) if isinstance(spec, (str, Path)) else None, field="any_list")
+    return view
