@@ -176,7 +176,8 @@ def check_adapter(adapter: str | None) -> Finding:
     drift = version_drift(info.card)
     if drift:
         return Finding("adapter", "warn", "trained under other library versions: " + "; ".join(drift), facts)
-    return Finding("adapter", "ok", f"{info.name} ({'decision head' if info.card.get('head') else 'LoRA'})", facts)
+    kind = ("decision head" if info.card.get("head") else "LoRA") + (" + any-list head" if info.card.get("any_list") else "")
+    return Finding("adapter", "ok", f"{info.name} ({kind})", facts)
 
 
 def check_rules(rules: str | None) -> Finding:
