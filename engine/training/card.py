@@ -64,32 +64,8 @@ def render_card(card: dict[str, Any]) -> str:
             mark = " **(chosen)**" if is_chosen(r, cv) else ""
             lines.append(f"| {r['prior_weight']} | {r['count']}{mark} | {_scores(r)}")
         lines.append("")
-    lines += _any_list_lines(card.get("any_list"))
     lines += ["Reproduce: `" + card["command"] + "`", ""]
     return "\n".join(lines)
-
-
-def _any_list_lines(entry: dict[str, Any] | None) -> list[str]:
-    """The card's section on the any-list head (``engine/training/any_list.py``)."""
-    if not entry:
-        return []
-    view, st = entry["view"], entry["head"].get("settings", {})
-    lines = ["## The any-list head: for tag lists this adapter did not learn", "",
-             f"Shared weights only (no tag of its own): {len(entry['head']['features'])} evidence weights and layer "
-             f"{entry['head']['line_layer']}'s state of each tag's name in its shortlist line (name-state L2 {st.get('line_l2')}, "
-             f"count threshold {entry['head']['threshold']}), learned on the labels seen as a list of {view['tags']} tags with no "
-             f"rules ({view['with_description']} with a description, {view['with_aliases']} with aliases): it decides for any list "
-             f"the adapter does not cover, over the rules' top-{entry['policy']['shortlist']} shortlist "
-             f"(`{entry['head']['file']}`, {entry['seconds']:.0f} s of training).", ""]
-    cv = entry.get("cross_validation")
-    if cv:
-        rules = cv["policies"][0]
-        chosen = next((r for r in cv["policies"][1:] if all(r.get(k) == v for k, v in cv["chosen"].items())), None)
-        if chosen:
-            lines += [f"Cross-validation over items ({cv['folds']} folds) and tags (two halves; each half scored by heads fitted "
-                      f"without its tags): micro-F1 {chosen['micro_f1']:.3f}, top-1 {chosen['top1']:.3f} on tags it never saw "
-                      f"(rules alone {rules['micro_f1']:.3f} / {rules['top1']:.3f}).", ""]
-    return lines
 
 
 def _dtypes(tr: dict[str, Any]) -> str:
