@@ -136,3 +136,10 @@ def test_train_any_list_then_an_uncovered_list_is_decided_by_it(tiny_dir, tmp_pa
     with pytest.raises(TagsmithError) as err:
         load_model(str(tiny_dir), "cpu", adapter=str(out))
     assert err.value.code == "E401" and "head-any-list.safetensors" in str(err.value)
+    # A card naming an any-list head that is not there: E401 at reading the card.
+    (out / "head-any-list.safetensors").unlink()
+    from engine.decision.adapter import read_adapter
+
+    with pytest.raises(TagsmithError) as err:
+        read_adapter(out)
+    assert err.value.code == "E401" and err.value.field == "any_list"
