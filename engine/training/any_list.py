@@ -47,8 +47,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, Callable, Sequence
 
+from engine.api import Tagger
 from engine.decision.head import DecisionHead, ItemStates
 from engine.report.metrics import score
+from engine.rules import RulePack
 from engine.taxonomy import Taxonomy
 from engine.threads import one_thread, usable_cores
 from engine.training import head as heads
@@ -72,9 +74,7 @@ def view_items(rows: Sequence[dict[str, Any]], golds: Sequence[list[str]], view:
                log: Callable[[str], None] | None = None) -> tuple[list[HeadItem], list[HeadItem] | None, int]:
     """The labelled READMEs as the view shows them (module docstring): head items read
     in each dtype, and the decoder layer of their tag-name states."""
-    from engine.api import Tagger
     from engine.decision.model import load_model
-    from engine.rules import RulePack
 
     t0 = time.perf_counter()
     lm = load_model(model, device, adapter=None, dtype=dtypes[0])
