@@ -49,7 +49,6 @@ from typing import Any, Callable, Sequence
 
 from engine.api import Tagger
 from engine.decision.head import DecisionHead, ItemStates
-from engine.report.metrics import score
 from engine.rules import RulePack
 from engine.taxonomy import Taxonomy
 from engine.threads import one_thread, usable_cores
@@ -145,7 +144,7 @@ def cross_validate(items: list[HeadItem], tags: list[str], folds: int, seed: int
                    [restrict(twins[j], seen) for j in train] if twins is not None else None)
 
     gold = [restrict(it, grp).gold for grp in groups for it in items]
-    rows = [heads._row({"kind": "rules only"}, score(gold, [restrict(it, grp).rules_pick for grp in groups for it in items]))]
+    rows = [heads.score_setting({"kind": "rules only"}, gold, [[restrict(it, grp).rules_pick for grp in groups for it in items]])[0]]
     best: tuple[tuple[float, float], dict[str, Any]] | None = None
     with one_thread(), ThreadPoolExecutor(max_workers=max(1, min(workers or usable_cores(), len(jobs)))) as pool:
         fitted = pool.map(fit_job, jobs)
@@ -160,13 +159,8 @@ def cross_validate(items: list[HeadItem], tags: list[str], folds: int, seed: int
                             for j, a in zip(held, got):
                                 oof[v][th][g * len(items) + j] = a
             for th in heads.THRESHOLDS:
-                ms = [score(gold, o[th]) for o in oof]
-                m = ms[0] if len(ms) == 1 else heads._mean_metrics(ms)
                 setting = {"kind": "all", "per_tag": False, "line_l2": l2, "threshold": th}
-                row = heads._row(setting, m)
-                if twins is not None:
-                    row["micro_f1_by_dtype"] = [round(x.micro_f1, 4) for x in ms]
-                    row["agreement"] = round(sum(a == b for a, b in zip(oof[0][th], oof[1][th])) / len(gold), 4)
+                row, m = heads.score_setting(setting, gold, [o[th] for o in oof])
                 rows.append(row)
                 if best is None or (m.micro_f1, m.top1) > best[0]:
                     best = ((m.micro_f1, m.top1), setting)

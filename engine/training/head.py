@@ -311,13 +311,8 @@ def cross_validate(items: list[HeadItem], tags: list[str], folds: int, seed: int
                         for j, a in zip(held, got):
                             oof[v][th][j] = a
             for th in THRESHOLDS:
-                ms = [score(gold, o[th]) for o in oof]
-                m = ms[0] if len(ms) == 1 else _mean_metrics(ms)
                 setting = {"kind": k, "state_l2": l2, "line_l2": ll, "threshold": th}
-                row = _row(setting, m)
-                if twins is not None:
-                    row["micro_f1_by_dtype"] = [round(x.micro_f1, 4) for x in ms]
-                    row["agreement"] = round(sum(a == b for a, b in zip(oof[0][th], oof[1][th])) / len(items), 4)
+                row, m = score_setting(setting, gold, [o[th] for o in oof])
                 rows.append(row)
                 if k == kind and (best is None or (m.micro_f1, m.top1) > best[0]):
                     best = ((m.micro_f1, m.top1), setting)
@@ -327,6 +322,19 @@ def cross_validate(items: list[HeadItem], tags: list[str], folds: int, seed: int
                 log(f"train: head {k}, state L2 {l2}, line L2 {ll}: best micro-F1 {top['micro_f1']:.3f} at threshold {top['threshold']}{agree}")
     assert best is not None
     return HeadCV(folds, rows, best[1])
+
+
+def score_setting(setting: dict[str, Any], gold: Sequence[list[str]], readings: Sequence[Sequence[list[str]]]) -> tuple[dict[str, Any], Metrics]:
+    """A grid point's row and metrics from its out-of-fold answers, one list per reading
+    of the items: with two readings (dtypes) the mean of their scores, each one's
+    micro-F1, and the share of items whose answers agree between them."""
+    ms = [score(gold, got) for got in readings]
+    m = ms[0] if len(ms) == 1 else _mean_metrics(ms)
+    row = _row(setting, m)
+    if len(ms) > 1:
+        row["micro_f1_by_dtype"] = [round(x.micro_f1, 4) for x in ms]
+        row["agreement"] = round(sum(a == b for a, b in zip(readings[0], readings[1])) / len(gold), 4)
+    return row, m
 
 
 def _mean_metrics(ms: list[Metrics]) -> Metrics:

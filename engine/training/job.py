@@ -279,8 +279,8 @@ def _any_list_view(spec: Any, tax: Any) -> Any:
         return tax
     view = as_taxonomy(spec)
     if view.names != tax.names:
-        missing = sorted(set(tax.names) ^ set(view.names))
+        differ = sorted(set(tax.names) ^ set(view.names))
         raise TagsmithError(E_OPTION, "the any-list view must list the training list's tag names, in its order"
-                            + (f" (differs in {', '.join(repr(n) for n in missing[:5])})" if missing else " (order differs)"),
+                            + (f" (differs in {', '.join(repr(n) for n in differ[:5])})" if differ else " (order differs)"),
                             file=str(spec) if isinstance(spec, (str, Path)) else None, field="any_list")
     return view
