@@ -13,7 +13,7 @@ and scores on dev:
   learned pack on top of the rest of the hand pack), scored on those 10 tags.
 
     .venv/bin/python bench/catalogues.py [--kinds synonyms,codes,coarse] [--fractions 1.0,0.5,0.25]
-        [--dtype both] [--skip-zero] [--skip-home] [--skip-new-tags] [--work DIR]
+        [--dtype both] [--skip-zero] [--skip-home] [--skip-new-tags] [--no-bridge] [--work DIR]
 
 Each training run takes minutes (most of it the model's states); the table is printed
 as rows finish. Training runs in a child process, so its peak memory is its own.
@@ -61,10 +61,14 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
 
 
+#: ``--no-bridge``: list tags get no rules from the concepts they name (``engine/bridge``).
+BRIDGE = True
+
+
 def tag_dev(dev: list[dict], tax_path: Path, mode: str, adapter: str | None = "default", rules: str | None = None) -> list[list[str]]:
     from engine import Tagger
 
-    tagger = Tagger(rules, mode=mode, adapter=adapter)
+    tagger = Tagger(rules, mode=mode, adapter=adapter, bridge=BRIDGE)
     return [r.tags for r in tagger.tag_many(dev, taxonomy=str(tax_path))]
 
 
@@ -75,7 +79,7 @@ def train(gold: Path, tax: Path, out: Path, fraction: float, dtype: str, extra: 
     if out.exists():
         shutil.rmtree(out)
     cmd = [sys.executable, "-m", "engine.cli", "train", str(gold), "--taxonomy", str(tax), "-o", str(out),
-           "--fraction", str(fraction), "--dtype", dtype, "--quiet", *extra]
+           "--fraction", str(fraction), "--dtype", dtype, "--quiet", *extra, *([] if BRIDGE else ["--no-bridge"])]
     peak_file = out.with_suffix(".rss")
     t0 = time.perf_counter()
     subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(peak_file), *cmd], check=True, cwd=ROOT)
@@ -92,7 +96,11 @@ def main() -> None:
     ap.add_argument("--skip-zero", action="store_true")
     ap.add_argument("--skip-home", action="store_true")
     ap.add_argument("--skip-new-tags", action="store_true")
+    ap.add_argument("--no-bridge", action="store_true",
+                    help="no rules for a list's tags from the built-in concepts they name: names, descriptions and labels only")
     args = ap.parse_args()
+    global BRIDGE
+    BRIDGE = not args.no_bridge
 
     lists = _lists()
     catalogue, drop_names, relabel = lists.catalogue, lists.drop_names, lists.relabel

@@ -104,6 +104,7 @@ class Tagger:
         dtype: str | None = None,
         constraint: str = "direct",
         neighbours: Any = None,
+        bridge: bool = True,
     ) -> None:
         if mode not in MODES:
             raise TagsmithError(E_OPTION, f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -112,6 +113,10 @@ class Tagger:
         # brings it for the lists it covers (``pack_for``).
         self._pack_given = pack is not None
         self._adapter_packs: dict[str, RulePack | None] = {}
+        # A list's tags the pack has no rule for get the rules of the pack's concepts
+        # they name (``engine/bridge``), per fingerprint; ``bridge=False``: names only.
+        self.bridge = bridge
+        self._bridges: dict[str, Any] = {}
         # Labelled READMEs whose tags vote (``engine/neighbours``): the caller's index,
         # else the adapter's for the lists it covers (``neighbours_for``).
         self._neighbours = neighbours
@@ -157,9 +162,14 @@ class Tagger:
         return self._lexicons[key]
 
     def pack_for(self, taxonomy: Taxonomy) -> RulePack:
-        """The rule pack for a tag list: the caller's; else the pack an adapter learned
-        with its head (``tagsmith train``), for the lists the adapter covers (read from
-        its card, without loading the model: rules mode uses it too); else the built-in."""
+        """The rule pack for a tag list: ``base_pack_for``'s, with rules for the list's
+        tags that name its concepts (``bridged``)."""
+        return self.bridged(taxonomy).pack
+
+    def base_pack_for(self, taxonomy: Taxonomy) -> RulePack:
+        """The caller's pack; else the pack an adapter learned with its head (``tagsmith
+        train``), for the lists the adapter covers (read from its card, without loading
+        the model: rules mode uses it too); else the built-in."""
         if self._pack_given or self.adapter_spec is None:
             return self.pack
         key = taxonomy.fingerprint()
@@ -172,6 +182,18 @@ class Tagger:
                 path = DEFAULT_ADAPTER if (self.model_spec or DEFAULT_MODEL) == DEFAULT_MODEL and DEFAULT_ADAPTER.is_dir() else None
             self._adapter_packs[key] = adapter_pack(path, taxonomy) if path is not None else None
         return self._adapter_packs[key] or self.pack
+
+    def bridged(self, taxonomy: Taxonomy) -> Any:
+        """``base_pack_for``'s pack with a rule for each of the list's tags it has none for
+        that names one of its concepts (``engine.bridge.Bridged``: the pack and the links;
+        none with ``bridge=False``). Tags the pack knows keep their rules."""
+        key = taxonomy.fingerprint()
+        if key not in self._bridges:
+            from engine.bridge import Bridged, bridge
+
+            base = self.base_pack_for(taxonomy)
+            self._bridges[key] = bridge(base, taxonomy) if self.bridge else Bridged(base, ())
+        return self._bridges[key]
 
     def neighbours_for(self, taxonomy: Taxonomy) -> Any:
         """The ``NeighbourIndex`` whose votes the decision head reads for a tag list: the
@@ -194,7 +216,7 @@ class Tagger:
         """Keyword arguments of a rules-mode ``Tagger`` in another process whose lexicon
         is this one's for every list (service lexicon workers)."""
         return {"pack": self.pack.root if self._pack_given else None, "adapter": self.adapter_spec, "model": self.model_spec,
-                "analyze_chars": self.analyze_chars}
+                "analyze_chars": self.analyze_chars, "bridge": self.bridge}
 
     @property
     def batch_size(self) -> int:
@@ -288,6 +310,7 @@ class Tagger:
         self._lexicons.pop(key, None)
         self._applies.pop(key, None)
         self._any_heads.pop(key, None)
+        self._bridges.pop(key, None)
         if self._compiler is not None:
             gone = self._compiler.forget(key)
             for k in [k for k in self._decoders if k[0] in gone]:
@@ -429,6 +452,10 @@ class Tagger:
                 notes: list[str] | None = None) -> TagResult:
         rid = r.get("id")
         rid = None if rid is None else str(rid)
+        bridged = self._bridges.get(tax.fingerprint())
+        if bridged is not None and bridged.links:
+            # a chosen tag known through the pack's rules for a concept it names: say which
+            notes = [*(notes or []), *(f"{lk.tag!r} known by the {lk.reason()}" for t in tags for lk in bridged.for_tag(t))]
         exp = Explanation.build(
             id=rid, mode=self.mode, model=None if self.mode == "rules" else self._model_label(tax),
             pack=self.pack_for(tax).digest, taxonomy=tax.fingerprint(), max_tags=max_tags, tags=tags, candidates=cands,

@@ -58,7 +58,7 @@ def _tagger_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     overrides = {k: v for k, v in (("shortlist", args.shortlist), ("prior_weight", args.prior_weight), ("count", args.count)) if v is not None}
     return dict(pack=args.rules, mode=mode, model=args.model, device=args.device, excerpt_tokens=args.excerpt_tokens, batch_size=args.batch_size,
                 overlap=args.overlap, adapter=adapter, policy_overrides=overrides, analyze_chars=args.analyze_chars, dtype=args.dtype,
-                constraint=args.constraint)
+                constraint=args.constraint, bridge=not args.no_bridge)
 
 
 def _tagger(args: argparse.Namespace) -> Any:
@@ -75,6 +75,9 @@ def _add_engine_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto",
                    help="model weights: auto = bfloat16 on a GPU and on a CPU with native bfloat16 (AVX-512 BF16, AMX; ~1.7x faster there), else float32")
     p.add_argument("--rules", default=None, metavar="DIR", help="rule pack folder (default: the built-in pack)")
+    p.add_argument("--no-bridge", action="store_true",
+                   help="tags the rule pack has no rule for get evidence from their own names and descriptions only, not from "
+                        "the pack's rules for the concepts they name (kubernetes -> k8s)")
     p.add_argument("--constraint", choices=("direct", "outlines"), default="direct",
                    help="answer constraint engine: the direct index (default, 250-850x faster to compile) or Outlines' regex index; same answers")
     p.add_argument("--excerpt-tokens", type=int, default=None, help="README tokens shown to the model (default: what the adapter was trained with, else 256)")
@@ -242,7 +245,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                           kind=args.head, fraction=args.fraction, progress=progress, log=log, command=command,
                           excerpt_tokens=args.excerpt_tokens, dtype=args.dtype, ablations=args.ablations,
                           learn_rules=args.learn_rules, neighbours=None if args.no_neighbours else args.neighbours,
-                          any_list=args.any_list)
+                          any_list=args.any_list, bridge=not args.no_bridge)
     else:
         if args.epochs < 1 or args.layers < 1 or args.rank < 1:
             raise TagsmithError(E_OPTION, "--epochs, --layers and --rank must be positive")
@@ -385,6 +388,18 @@ def cmd_rules(args: argparse.Namespace) -> int:
     if args.rules_cmd == "learn":
         return _rules_learn(args)
     pack = load_pack(args.dir)
+    if args.rules_cmd == "bridge":
+        from engine.api import as_taxonomy
+        from engine.bridge import bridge
+        from engine.bridge.write import format_links, write
+
+        tax = as_taxonomy(args.taxonomy)
+        bridged = bridge(pack, tax)
+        print(format_links(bridged, tax))
+        if args.output:
+            extends = "default" if args.dir in (None, "default") else os.path.relpath(Path(args.dir).resolve(), Path(args.output).resolve())
+            print(f"wrote {write(bridged, args.output, extends)}", file=sys.stderr)
+        return EXIT_OK
     if args.rules_cmd == "analyze":
         from engine.api import as_taxonomy
         from engine.lexicon import Lexicon
@@ -392,7 +407,9 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
         tax = as_taxonomy(args.taxonomy) if args.taxonomy else as_taxonomy([r.tag for r in pack.rules.values()])
         gold = [(r["text"], [tax.canonical(t) for t in r.get("tags", [])]) for r in load_gold(args.gold)]
-        tags, terms = analyze(Lexicon(pack, tax), gold)
+        from engine.bridge import bridge
+
+        tags, terms = analyze(Lexicon(bridge(pack, tax).pack, tax), gold)
         print(format_analysis(tags, terms, min_fires=args.min_fires))
         return EXIT_OK
     if args.rules_cmd == "check":
@@ -500,6 +517,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--learn-rules", choices=("auto", "yes", "no"), default="auto",
                     help="learn a rule pack from the labels (cross-fitted) and train the head on its evidence; auto (default): "
                          "when the rule pack has rules for under half of the list's tags")
+    tr.add_argument("--no-bridge", action="store_true",
+                    help="the rule pack's rules serve only the tags it names, not other names of its concepts (kubernetes -> k8s)")
     tr.add_argument("--head", choices=("all", "rules", "model"), default="all",
                     help="what the decision head reads: evidence and model states (default), evidence only, or states only")
     tr.add_argument("--lora", action="store_true", help="fine-tune LoRA weights instead of a decision head (slow on CPU)")
@@ -589,6 +608,10 @@ def build_parser() -> argparse.ArgumentParser:
     le.add_argument("--extends", default=None, metavar="PACK", help="write the pack as an extension of this one (default: the built-in pack)")
     le.add_argument("--examples", choices=("texts", "written"), default="texts",
                     help="rule examples: a line of one of the tag's READMEs (default), or a sentence made from the term")
+    br = rs.add_parser("bridge", help="which of a tag list's tags take the rules of the pack's concepts they name, and why")
+    br.add_argument("dir", nargs="?", default=None, help="rule pack (default: the built-in pack)")
+    br.add_argument("--taxonomy", required=True, metavar="TAX.json")
+    br.add_argument("-o", "--output", default=None, metavar="PACK_DIR", help="also write the lent rules as an editable pack (bridged.yaml)")
     an = rs.add_parser("analyze", help="per-tag and per-term coverage and precision on a gold file")
     an.add_argument("gold", help="gold JSONL with id, text, tags")
     an.add_argument("dir", nargs="?", default=None)

@@ -83,11 +83,12 @@ _WORKER: dict[str, Any] = {}
 
 
 def _worker_init(pack_root: str | None, names: list[Any], policy: Any, max_tags: int,
-                 tokenizer: Any = None, excerpt_tokens: int = 0, analyze_chars: int = 0, neighbours: Any = None) -> None:
+                 tokenizer: Any = None, excerpt_tokens: int = 0, analyze_chars: int = 0, neighbours: Any = None,
+                 bridge: bool = True) -> None:
     from engine.api import Tagger
     from engine.taxonomy import Taxonomy
 
-    _worker_adopt(Tagger(pack_root, mode="rules", policy=policy, analyze_chars=analyze_chars), Taxonomy.from_names(names), max_tags)
+    _worker_adopt(Tagger(pack_root, mode="rules", policy=policy, analyze_chars=analyze_chars, bridge=bridge), Taxonomy.from_names(names), max_tags)
     _WORKER.update(tokenizer=tokenizer, excerpt_tokens=excerpt_tokens, neighbours=neighbours)
 
 
@@ -242,9 +243,9 @@ class BatchJob:
             return WorkerPool(self.workers, mp.get_context("fork"), _worker_adopt,
                               (self.tagger, self.taxonomy, self.max_tags, self.explain_dir is not None))
         policy = self.tagger.policy_for(self.taxonomy)
-        init = (self.tagger.pack_for(self.taxonomy).root, self.taxonomy.to_list(), policy, self.max_tags,
+        init = (self.tagger.base_pack_for(self.taxonomy).root, self.taxonomy.to_list(), policy, self.max_tags,
                 None if rules_only else self.tagger.lm.tokenizer, self.tagger.excerpt_for(self.taxonomy), self.tagger.analyze_chars,
-                None if rules_only else self.tagger.head_neighbours(self.taxonomy, policy))
+                None if rules_only else self.tagger.head_neighbours(self.taxonomy, policy), self.tagger.bridge)
         return WorkerPool(self.workers, mp.get_context("spawn"), _worker_init, init)
 
     def _emit(self, chunk: list, out: IO[str], stats: BatchStats, bar: Any, decided: bool, position: Position) -> None:

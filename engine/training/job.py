@@ -150,7 +150,7 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
                max_tags: int = 3, excerpt_tokens: int | None = None, fraction: float = 1.0, progress: bool = False,
                log: Callable[[str], None] | None = None, command: str = "", dtype: str | None = "both",
                ablations: bool = False, learn_rules: str = "auto", neighbours: int | None = NEIGHBOUR_TAGS,
-               any_list: Any = None) -> dict[str, Any]:
+               any_list: Any = None, bridge: bool = True) -> dict[str, Any]:
     """Train a decision head on ``gold`` (JSONL with id, text, tags) and write it to ``out``
     (prompts with ``excerpt_tokens`` README tokens, default ``head.EXCERPT_TOKENS``).
 
@@ -168,7 +168,10 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
     to the shortlist (None: no index). ``any_list``: also train the head the adapter
     uses for lists it does not cover (``engine/training/any_list.py``) on this view of
     the labels: a tag list with the same names and, best, their descriptions and aliases
-    (``""``: the training list as given); None: none."""
+    (``""``: the training list as given); None: none. ``bridge``: the list's tags the
+    rule pack has no rule for get the pack's rules for the concepts they name
+    (``engine/bridge``), as when tagging; ``auto`` learns rules only when the pack, so
+    bridged, still knows under half of the list."""
     import torch
     import transformers
 
@@ -194,7 +197,10 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
     base = load_pack(rules)
     fold = packs.fold_of(len(rows), folds or packs.FOLDS, seed)
     learned = None
-    wants = packs.wants_learning(learn_rules, base, tax)
+    from engine.bridge import Bridged, bridge as bridge_pack
+
+    bridged = bridge_pack(base, tax) if bridge else Bridged(base, ())
+    wants = packs.wants_learning(learn_rules, bridged.pack, tax)
     docs = terms_of(rows, progress) if wants or neighbours is not None else None
     if wants:
         learned = packs.learn_packs(rows, golds, tax, base, rules, out, fold, folds or packs.FOLDS, progress, log, docs=docs)
@@ -212,7 +218,7 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
     for f, idx in groups.items():
         tagger = Tagger(learned.by_fold[f] if learned else base, mode="hybrid", lm=lm,
                         policy=heads.head_policy(shortlist, neighbours or 0), excerpt_tokens=excerpt_tokens,
-                        neighbours=near[f] if near is not None else None)
+                        neighbours=near[f] if near is not None else None, bridge=bridge)
         for j, p in zip(idx, tagger.prepare(tagger.propose([rows[j] for j in idx], tax), tax, max_tags)):
             props[j] = p
     constraint = tagger.compiler.get(tax, max_tags)
@@ -241,7 +247,7 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
     fit_secs = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)
     base_name = model or DEFAULT_MODEL
-    card = _card_common(out, base_name, tax, gold, rows, learned.final if learned else base, excerpt_tokens, max_tags, fraction)
+    card = _card_common(out, base_name, tax, gold, rows, learned.final if learned else bridged.pack, excerpt_tokens, max_tags, fraction)
     card.update({
         "policy": heads.head_policy(shortlist, neighbours or 0).settings(),
         "head": head.save(out),
@@ -255,6 +261,8 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
     if near is not None:
         final = index_rows(rows, golds, [d.terms for d in docs])
         card["neighbours"] = {**final.save(out), "cross_fitted_folds": folds or packs.FOLDS}
+    if bridged.links and not learned:
+        card["bridge"] = [{"tag": lk.tag, "concept": lk.concept, "score": lk.score} for lk in bridged.links]
     if learned:
         card["rules"] = {"pack": packs.PACK_DIR, "digest": learned.final.digest, "extends": learned.extends,
                          "terms": learned.terms, "cross_fitted_folds": folds or packs.FOLDS}
