@@ -46,7 +46,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from engine.lexicon.described import pieces
 from engine.lexicon.nlp import get_nlp, lower_same_length
@@ -109,51 +109,53 @@ def norm(text: str) -> str:
     return " ".join(out)
 
 
-def _concepts(pack: RulePack) -> dict[str, dict[str, tuple[float, str]]]:
-    """Per rule: each term, normalised -> (strength, kind)."""
-    out: dict[str, dict[str, tuple[float, str]]] = {}
-    for rule in pack.rules.values():
-        terms: dict[str, tuple[float, str]] = {}
-        named = [(rule.tag, 1.0, "name")] + [(a.text, 1.0, "alias") for a in rule.aliases]
-        for text, s, kind in named + [(p.text, min(1.0, p.weight), "phrase") for p in rule.phrases]:
-            n = norm(text)
-            if n and s > terms.get(n, (0.0, ""))[0]:
-                terms[n] = (s, kind)
-        out[rule.tag] = terms
-    return out
+class _Terms:
+    """Every term of the pack's rules, normalised, with its concept and strength: looked
+    up exactly, and by near spelling in one rapidfuzz pass over all of them."""
+
+    def __init__(self, pack: RulePack, skip: set[str]) -> None:
+        self.exact: dict[str, list[tuple[str, float, str]]] = defaultdict(list)
+        for rule in pack.rules.values():
+            if tag_key(rule.tag) in skip:
+                continue
+            terms: dict[str, tuple[float, str]] = {}
+            named = [(rule.tag, 1.0, "name")] + [(a.text, 1.0, "alias") for a in rule.aliases]
+            for text, s, kind in named + [(p.text, min(1.0, p.weight), "phrase") for p in rule.phrases]:
+                n = norm(text)
+                if n and s > terms.get(n, (0.0, ""))[0]:
+                    terms[n] = (s, kind)
+            for n, (s, kind) in terms.items():
+                self.exact[n].append((rule.tag, s, kind))
+        self.keys = [n for n in self.exact if len(n) >= FUZZY_MIN_CHARS]
+
+    def match(self, text: str) -> dict[str, tuple[float, str]]:
+        """Per concept, the strength of its term that ``text`` names, and which: an
+        equal term, else its best near spelling."""
+        n = norm(text)
+        if not n:
+            return {}
+        out = {c: (s, f"{kind} {n!r}") for c, s, kind in self.exact.get(n, ())}
+        if len(n) >= FUZZY_MIN_CHARS:
+            for key, _, _ in process.extract(n, self.keys, scorer=fuzz.ratio, score_cutoff=FUZZY_RATIO, limit=None):
+                for c, s, kind in self.exact[key] if key != n else ():
+                    if c not in out or (out[c][1].endswith("(near spelling)") and FUZZY_SHARE * s > out[c][0]):
+                        out[c] = (FUZZY_SHARE * s, f"{kind} {key!r} (near spelling)")
+        return out
 
 
-def _match(text: str, terms: dict[str, tuple[float, str]]) -> tuple[float, str]:
-    """The strength of the term ``text`` names (0: none) and which."""
-    n = norm(text)
-    if not n:
-        return 0.0, ""
-    if n in terms:
-        s, kind = terms[n]
-        return s, f"{kind} {n!r}"
-    best = (0.0, "")
-    if len(n) >= FUZZY_MIN_CHARS:
-        for t, (s, kind) in terms.items():
-            if len(t) >= FUZZY_MIN_CHARS and FUZZY_SHARE * s > best[0] and fuzz.ratio(n, t) >= FUZZY_RATIO:
-                best = (FUZZY_SHARE * s, f"{kind} {t!r} (near spelling)")
-    return best
-
-
-def _score(tag: Tag, terms: dict[str, tuple[float, str]]) -> tuple[float, list[str]]:
-    via: list[str] = []
-    name_s = 0.0
+def _scores(tag: Tag, terms: _Terms) -> dict[str, tuple[float, list[str]]]:
+    """Per concept the tag names: its score (the name's best term, plus a share of each
+    description piece's) and the evidence."""
+    out: dict[str, tuple[float, list[str]]] = {}
     for name in (tag.words, *tag.aliases):
-        s, why = _match(name, terms)
-        if s > name_s:
-            name_s = s
-            via.append(f"name {name!r} = {why}")
-    desc_s = 0.0
+        for c, (s, why) in terms.match(name).items():
+            if s > out.get(c, (0.0, []))[0]:
+                out[c] = (s, [f"name {name!r} = {why}"])
     for piece in pieces(tag.description) if tag.description else ():
-        s, why = _match(piece, terms)
-        if s:
-            desc_s += DESCRIPTION_SHARE * s
-            via.append(f"description {piece!r} = {why}")
-    return name_s + desc_s, via
+        for c, (s, why) in terms.match(piece).items():
+            old, via = out.get(c, (0.0, []))
+            out[c] = (old + DESCRIPTION_SHARE * s, [*via, f"description {piece!r} = {why}"])
+    return out
 
 
 def link_tags(taxonomy: Taxonomy, pack: RulePack) -> list[Link]:
@@ -161,13 +163,12 @@ def link_tags(taxonomy: Taxonomy, pack: RulePack) -> list[Link]:
     own = {tag_key(t.name) for t in taxonomy if pack.get(t.name) is not None}
     if len(own) == len(taxonomy) or not pack.rules:
         return []
-    concepts = {c: terms for c, terms in _concepts(pack).items() if tag_key(c) not in own}
+    terms = _Terms(pack, own)
     found: list[Link] = []
     for tag in taxonomy:
         if tag_key(tag.name) in own:
             continue
-        for concept, terms in concepts.items():
-            s, via = _score(tag, terms)
+        for concept, (s, via) in _scores(tag, terms).items():
             if s >= MIN_SCORE:
                 found.append(Link(tag.name, concept, round(s, 3), tuple(via), pack.sources.get(tag_key(concept))))
     best: dict[str, float] = defaultdict(float)
