@@ -149,3 +149,29 @@ def test_rules_bridge_prints_the_links_and_writes_an_editable_pack(tmp_path):
     lent = Tagger(mode="rules").tag(text, taxonomy=names)
     edited = Tagger(written, mode="rules").tag(text, taxonomy=names)
     assert edited.tags == lent.tags == ["kubernetes", "money"] and not any("known by" in n for n in edited.explanation.notes)
+
+
+def test_train_learns_on_top_of_the_lent_rules_and_the_adapter_keeps_them(tiny_dir, tmp_path):
+    """--learn-rules yes on a list the bridge knows: the learned terms extend the lent
+    rules, which the adapter keeps (bridged/), so it tags with the rules it trained on."""
+    from engine.training.job import train_head
+
+    rows = []
+    for i in range(24):
+        k8s = i % 2 == 0
+        text = (f"# tool-{i}\n\nManage the pods of a cluster with kubectl and podsmith.\n" if k8s else
+                f"# tool-{i}\n\nTrack your budget and spending, ledgermint inside.\n")
+        rows.append({"id": f"b{i}", "text": text, "tags": ["kubernetes" if k8s else "money"]})
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "adapter"
+    card = train_head(gold, ["kubernetes", "money"], out, model=str(tiny_dir), device="cpu", folds=2, dtype="float32",
+                      learn_rules="yes", neighbours=None)
+    assert [(b["tag"], b["concept"]) for b in card["bridge"]] == [("kubernetes", "k8s"), ("money", "finance")]
+    assert (out / "bridged" / "bridged.yaml").is_file() and card["rules"]["extends"] == "../bridged"
+    pack = load_pack(out / "rules")
+    kube = pack.get("kubernetes")
+    texts = {t.text for t in [*kube.aliases, *kube.phrases]}
+    assert "kubectl" in texts and "podsmith" in texts  # lent (k8s's alias) and learned (only the labels say it)
+    res = Tagger(mode="rules", adapter=str(out), model=str(tiny_dir)).tag("A helm chart for podsmith.", taxonomy=["kubernetes", "money"])
+    assert res.tags == ["kubernetes"] and res.explanation.pack == card["rules"]["digest"]

@@ -203,7 +203,8 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
     wants = packs.wants_learning(learn_rules, bridged.pack, tax)
     docs = terms_of(rows, progress) if wants or neighbours is not None else None
     if wants:
-        learned = packs.learn_packs(rows, golds, tax, base, rules, out, fold, folds or packs.FOLDS, progress, log, docs=docs)
+        learned = packs.learn_packs(rows, golds, tax, base, rules, out, fold, folds or packs.FOLDS, progress, log, docs=docs,
+                                    lent=bridged)
     shortlist = shortlist or (LEARNED_SHORTLIST if learned else SHORTLIST)
     near = fold_indexes(rows, golds, [d.terms for d in docs], fold) if neighbours is not None else None
     # Each README's evidence from the pack learned, and the neighbours indexed, without
@@ -261,7 +262,7 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
     if near is not None:
         final = index_rows(rows, golds, [d.terms for d in docs])
         card["neighbours"] = {**final.save(out), "cross_fitted_folds": folds or packs.FOLDS}
-    if bridged.links and not learned:
+    if bridged.links:  # the tags that took the base pack's rules for the concepts they name
         card["bridge"] = [{"tag": lk.tag, "concept": lk.concept, "score": lk.score} for lk in bridged.links]
     if learned:
         card["rules"] = {"pack": packs.PACK_DIR, "digest": learned.final.digest, "extends": learned.extends,

@@ -24,6 +24,8 @@ FOLDS = 5
 #: ``auto`` learns a pack when the base pack has rules for fewer than this share of the list.
 AUTO_SHARE = 0.5
 PACK_DIR = "rules"
+#: The rules a bridged base pack lends to the list, when a learned pack extends them.
+LENT_DIR = "bridged"
 
 
 def fold_of(n: int, folds: int, seed: int) -> list[int]:
@@ -57,17 +59,27 @@ class LearnedPacks:
 
 def learn_packs(rows: Sequence[dict[str, Any]], golds: Sequence[Sequence[str]], taxonomy: Taxonomy, base: RulePack,
                 base_spec: str | None, out: Path, fold: Sequence[int], folds: int, progress: bool = False,
-                log: Callable[[str], None] | None = None, docs: Sequence[Any] | None = None) -> LearnedPacks:
+                log: Callable[[str], None] | None = None, docs: Sequence[Any] | None = None, lent: Any = None) -> LearnedPacks:
     """Learn the fold packs (in a temporary folder) and the final pack (``out/rules``).
     The learned terms extend ``base`` when it has rules for some of the list's tags.
-    ``docs``: the rows' ``doc_terms``, when already computed."""
+    ``docs``: the rows' ``doc_terms``, when already computed. ``lent``: ``base`` bridged
+    to the list (``engine.bridge.Bridged``): with links, the learned terms extend the
+    lent rules, which the adapter keeps as a pack of their own (``out/bridged``, on
+    ``base``), so it tags with the rules it was trained on."""
     from engine.mining import learn_rows, terms_of, write
 
     docs = docs if docs is not None else terms_of(rows, progress)
+    on_base = "default" if base_spec in (None, "default") else None
+    if lent is not None and lent.links:
+        from engine.bridge.write import write as write_lent
+
+        folder = out / LENT_DIR
+        write_lent(lent, folder, on_base or os.path.relpath(Path(base_spec).resolve(), folder.resolve()))
+        base, on_base, base_spec = load_pack(folder), None, str(folder)
     covers = any(base.get(t.name) is not None for t in taxonomy)
     extends = None
     if covers:
-        extends = "default" if base_spec in (None, "default") else os.path.relpath(Path(base_spec).resolve(), (out / PACK_DIR).resolve())
+        extends = on_base or os.path.relpath(Path(base_spec).resolve(), (out / PACK_DIR).resolve())
     by_fold = {}
     with tempfile.TemporaryDirectory(prefix="tagsmith-packs-") as tmp:  # each fold's pack is read into memory
         for f in range(folds):
