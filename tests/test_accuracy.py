@@ -59,16 +59,36 @@ def _renamed_lists():
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
 def test_zero_label_floor_on_a_list_the_adapter_never_learned(dtype, dev, shared, lm_in):
-    """Dev relabelled to the synonym list (every tag renamed, with its description): no
-    rule and no label knows it, so the shipped adapter's any-list head decides."""
+    """Dev relabelled to the synonym list (every tag renamed, with its description), the
+    pack's rules kept from the concepts the new names name (``bridge=False``): no rule
+    and no label knows it, so the shipped adapter's any-list head decides."""
     lists = _renamed_lists()
     tags, mapping = lists.catalogue("synonyms", shared)
     gold = [r["tags"] for r in lists.relabel(dev, mapping)]
-    tagger = Tagger(mode="hybrid", lm=lm_in(dtype))
+    tagger = Tagger(mode="hybrid", lm=lm_in(dtype), bridge=False)
     results = _answers(tagger, dev, tags)
     m = score(gold, [r.tags for r in results])
     floor = FLOORS["zero_labels_synonyms"]
     print(f"zero labels, synonyms: micro-F1 {m.micro_f1:.3f} top-1 {m.top1:.3f} (dtype {dtype}, CPU bfloat16 path {cpu_path()}; "
           f"floors {floor['micro_f1']} / {floor['top1']})")
     assert all(r.explanation.model.endswith("(any-list head)") for r in results[:1])
+    assert m.micro_f1 >= floor["micro_f1"] and m.top1 >= floor["top1"]
+
+
+@pytest.mark.parametrize("named, mode, dtype", [("names", "rules", None), ("described", "rules", None),
+                                                ("described", "hybrid", "bfloat16"), ("described", "hybrid", "float32")])
+def test_bridged_floor_on_a_renamed_list(named, mode, dtype, dev, shared, lm_in):
+    """The synonym list again, its tags linked to the built-in pack's concepts they name
+    (``engine/bridge``): names only (a raw request) and with descriptions; in hybrid mode
+    the bare model decides (the bridged pack knows over half of the list)."""
+    lists = _renamed_lists()
+    tags, mapping = lists.catalogue("synonyms", shared)
+    gold = [r["tags"] for r in lists.relabel(dev, mapping)]
+    lm = lm_in(dtype) if mode != "rules" else None
+    results = _answers(Tagger(mode=mode, lm=lm), dev, lists.drop_names(tags) if named == "names" else tags)
+    m = score(gold, [r.tags for r in results])
+    print(f"bridged synonyms, {named}, {mode}: micro-F1 {m.micro_f1:.3f} top-1 {m.top1:.3f} (dtype {lm.dtype if lm else '-'}, "
+          f"CPU bfloat16 path {cpu_path()})")
+    floor = FLOORS[f"bridged_synonyms_{named}_{mode}"]
+    assert any("known by the rules of" in n for r in results for n in r.explanation.notes)
     assert m.micro_f1 >= floor["micro_f1"] and m.top1 >= floor["top1"]
