@@ -152,7 +152,8 @@ def test_rules_bridge_prints_the_links_and_writes_an_editable_pack(tmp_path):
 
 
 def test_train_learns_on_top_of_the_lent_rules_and_the_adapter_keeps_them(tiny_dir, tmp_path):
-    """--learn-rules yes on a list the bridge knows: the learned terms extend the lent
+    """tagsmith train on a list the pack knows only through the bridge: rules are learned
+    (auto: the pack names under half of the list), and the learned terms extend the lent
     rules, which the adapter keeps (bridged/), so it tags with the rules it trained on."""
     from engine.training.job import train_head
 
@@ -166,7 +167,7 @@ def test_train_learns_on_top_of_the_lent_rules_and_the_adapter_keeps_them(tiny_d
     gold.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "adapter"
     card = train_head(gold, ["kubernetes", "money"], out, model=str(tiny_dir), device="cpu", folds=2, dtype="float32",
-                      learn_rules="yes", neighbours=None)
+                      neighbours=None)
     assert [(b["tag"], b["concept"]) for b in card["bridge"]] == [("kubernetes", "k8s"), ("money", "finance")]
     assert (out / "bridged" / "bridged.yaml").is_file() and card["rules"]["extends"] == "../bridged"
     pack = load_pack(out / "rules")

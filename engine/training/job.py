@@ -170,8 +170,7 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
     the labels: a tag list with the same names and, best, their descriptions and aliases
     (``""``: the training list as given); None: none. ``bridge``: the list's tags the
     rule pack has no rule for get the pack's rules for the concepts they name
-    (``engine/bridge``), as when tagging; ``auto`` learns rules only when the pack, so
-    bridged, still knows under half of the list."""
+    (``engine/bridge``), as when tagging, and learned terms extend those lent rules."""
     import torch
     import transformers
 
@@ -200,7 +199,10 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
     from engine.bridge import Bridged, bridge as bridge_pack
 
     bridged = bridge_pack(base, tax) if bridge else Bridged(base, ())
-    wants = packs.wants_learning(learn_rules, bridged.pack, tax)
+    # Learn when the pack knows under half of the list by its own names; the learned
+    # terms then extend what the bridge lends (5-fold CV on train, 817 READMEs: synonym
+    # list 0.720 lent rules alone -> 0.727 with learned terms on them; codes 0.677 -> 0.713).
+    wants = packs.wants_learning(learn_rules, base, tax)
     docs = terms_of(rows, progress) if wants or neighbours is not None else None
     if wants:
         learned = packs.learn_packs(rows, golds, tax, base, rules, out, fold, folds or packs.FOLDS, progress, log, docs=docs,
