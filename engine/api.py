@@ -259,7 +259,7 @@ class Tagger:
 
     def any_list_head(self, taxonomy: Taxonomy) -> Any:
         """The adapter's any-list head when it decides for this list (hybrid mode, a list
-        the adapter does not cover and the rule pack hardly knows:
+        the adapter does not cover and the rule pack, bridged, hardly knows:
         ``engine/training/any_list.py``, ``AttachedAdapter.any_list_head``); else None."""
         if self.mode != "hybrid" or self.adapter_applies(taxonomy):
             return None
