@@ -397,8 +397,9 @@ def cmd_rules(args: argparse.Namespace) -> int:
         bridged = bridge(pack, tax)
         print(format_links(bridged, tax))
         if args.output:
-            extends = "default" if args.dir in (None, "default") else os.path.relpath(Path(args.dir).resolve(), Path(args.output).resolve())
-            print(f"wrote {write(bridged, args.output, extends)}", file=sys.stderr)
+            from engine.rules.pack import extends_spec
+
+            print(f"wrote {write(bridged, args.output, extends_spec(args.dir, args.output))}", file=sys.stderr)
         return EXIT_OK
     if args.rules_cmd == "analyze":
         from engine.api import as_taxonomy

@@ -50,7 +50,7 @@ from rapidfuzz import fuzz, process
 
 from engine.lexicon.described import pieces
 from engine.lexicon.nlp import get_nlp, lower_same_length
-from engine.rules.pack import RulePack, RuleSource
+from engine.rules.pack import RulePack, RuleSource, merge_rule
 from engine.rules.schema import Examples, TagRule
 from engine.taxonomy import Tag, Taxonomy, tag_key
 
@@ -184,15 +184,13 @@ def link_tags(taxonomy: Taxonomy, pack: RulePack) -> list[Link]:
 
 
 def _merged(name: str, rules: list[TagRule]) -> TagRule:
+    """The rules of a tag's concepts as one rule under its name (the first's weight, admit
+    and relations; the others' terms added), without examples: they name the concepts."""
     first, *rest = rules
-    merged = first.model_copy(update={"tag": name, "examples": Examples()})
+    merged = first
     for r in rest:
-        merged = merged.model_copy(update={
-            "aliases": [*merged.aliases, *r.aliases], "phrases": [*merged.phrases, *r.phrases],
-            "patterns": [*merged.patterns, *r.patterns], "regexes": [*merged.regexes, *r.regexes],
-            "negatives": [*merged.negatives, *r.negatives],
-            "implies": {**r.implies, **merged.implies}, "prefer_over": [*merged.prefer_over, *r.prefer_over]})
-    return merged
+        merged = merge_rule(merged, r)
+    return merged.model_copy(update={"tag": name, "examples": Examples()})
 
 
 def bridge(pack: RulePack, taxonomy: Taxonomy) -> Bridged:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -170,16 +171,31 @@ def combine(base: RulePack, top: RulePack) -> RulePack:
             rules[key] = rule
             sources[key] = top.sources[key]
             continue
-        rules[key] = old.model_copy(update={
-            "aliases": [*old.aliases, *rule.aliases], "phrases": [*old.phrases, *rule.phrases],
-            "patterns": [*old.patterns, *rule.patterns], "regexes": [*old.regexes, *rule.regexes],
-            "negatives": [*old.negatives, *rule.negatives], "implies": {**rule.implies, **old.implies},
-            "prefer_over": [*old.prefer_over, *(t for t in rule.prefer_over if t not in old.prefer_over)],
-            "examples": old.examples.model_copy(update={"match": [*old.examples.match, *rule.examples.match],
-                                                        "no_match": [*old.examples.no_match, *rule.examples.no_match]}),
-        })
+        rules[key] = merge_rule(old, rule)
     digest = hashlib.sha256(f"{base.digest}+{top.digest}".encode()).hexdigest()[:16]
     return RulePack(rules=rules, sources=sources, digest=digest, root=top.root, written=base.written | top.written)
+
+
+def merge_rule(old: TagRule, rule: TagRule) -> TagRule:
+    """``old`` with ``rule``'s terms added (aliases, phrases, patterns, regexes,
+    negatives, examples); ``old`` keeps its weight, admit and relations (``implies``
+    entries of ``rule`` only where ``old`` has none)."""
+    return old.model_copy(update={
+        "aliases": [*old.aliases, *rule.aliases], "phrases": [*old.phrases, *rule.phrases],
+        "patterns": [*old.patterns, *rule.patterns], "regexes": [*old.regexes, *rule.regexes],
+        "negatives": [*old.negatives, *rule.negatives], "implies": {**rule.implies, **old.implies},
+        "prefer_over": [*old.prefer_over, *(t for t in rule.prefer_over if t not in old.prefer_over)],
+        "examples": old.examples.model_copy(update={"match": [*old.examples.match, *rule.examples.match],
+                                                    "no_match": [*old.examples.no_match, *rule.examples.no_match]}),
+    })
+
+
+def extends_spec(base_spec: str | Path | None, folder: str | Path) -> str:
+    """How a pack written in ``folder`` names the pack ``base_spec`` it extends:
+    ``default`` for the built-in one, else a path relative to ``folder``."""
+    if base_spec is None or str(base_spec) == "default":
+        return "default"
+    return os.path.relpath(Path(base_spec).resolve(), Path(folder).resolve())
 
 
 def _check_matcher_patterns(rule: TagRule, path: Path, lines: dict, i: int) -> None:

@@ -175,6 +175,7 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
     import transformers
 
     from engine.decision.model import DEFAULT_MODEL, load_model
+    from engine.bridge import Bridged, bridge as bridge_pack
     from engine.rules import load_pack
     from engine.training import head as heads
     from engine.training import packs
@@ -196,8 +197,6 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
     base = load_pack(rules)
     fold = packs.fold_of(len(rows), folds or packs.FOLDS, seed)
     learned = None
-    from engine.bridge import Bridged, bridge as bridge_pack
-
     bridged = bridge_pack(base, tax) if bridge else Bridged(base, ())
     # Learn when the pack knows under half of the list by its own names; the learned
     # terms then extend what the bridge lends (5-fold CV on train, 817 READMEs: synonym

@@ -9,7 +9,6 @@ cross-validation uses), and the adapter ships the pack learned on all of them.
 """
 from __future__ import annotations
 
-import os
 import random
 import tempfile
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from engine.rules import RulePack, load_pack
+from engine.rules.pack import extends_spec
 from engine.taxonomy import Taxonomy
 
 #: Folds of the cross-fitting when the head's cross-validation is off.
@@ -69,17 +69,14 @@ def learn_packs(rows: Sequence[dict[str, Any]], golds: Sequence[Sequence[str]], 
     from engine.mining import learn_rows, terms_of, write
 
     docs = docs if docs is not None else terms_of(rows, progress)
-    on_base = "default" if base_spec in (None, "default") else None
     if lent is not None and lent.links:
         from engine.bridge.write import write as write_lent
 
         folder = out / LENT_DIR
-        write_lent(lent, folder, on_base or os.path.relpath(Path(base_spec).resolve(), folder.resolve()))
-        base, on_base, base_spec = load_pack(folder), None, str(folder)
+        write_lent(lent, folder, extends_spec(base_spec, folder))
+        base, base_spec = load_pack(folder), str(folder)
     covers = any(base.get(t.name) is not None for t in taxonomy)
-    extends = None
-    if covers:
-        extends = on_base or os.path.relpath(Path(base_spec).resolve(), (out / PACK_DIR).resolve())
+    extends = extends_spec(base_spec, out / PACK_DIR) if covers else None
     by_fold = {}
     with tempfile.TemporaryDirectory(prefix="tagsmith-packs-") as tmp:  # each fold's pack is read into memory
         for f in range(folds):
