@@ -259,16 +259,14 @@ class Tagger:
 
     def any_list_head(self, taxonomy: Taxonomy) -> Any:
         """The adapter's any-list head when it decides for this list (hybrid mode, a list
-        the adapter does not cover and the rule pack, bridged, hardly knows:
+        the adapter does not cover, described as the head's view was:
         ``engine/training/any_list.py``, ``AttachedAdapter.any_list_head``); else None."""
         if self.mode != "hybrid" or self.adapter_applies(taxonomy):
             return None
         key = taxonomy.fingerprint()
         if key not in self._any_heads:
             att = getattr(self.lm, "adapter", None)
-            pack = self.pack_for(taxonomy)
-            share = sum(1 for t in taxonomy if pack.get(t.name) is not None) / max(len(taxonomy), 1)
-            self._any_heads[key] = att.any_list_head(taxonomy.names, key, share) if att is not None else None
+            self._any_heads[key] = att.any_list_head(taxonomy.names, key, taxonomy.described_share) if att is not None else None
         return self._any_heads[key]
 
     def policy_for(self, taxonomy: Taxonomy) -> DecisionPolicy:

@@ -539,8 +539,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-neighbours", action="store_true", help="keep no index of the labelled READMEs (no votes)")
     tr.add_argument("--any-list", nargs="?", const="", default=None, metavar="TAX.json",
                     help="also train the head the adapter decides with for tag lists it does not cover (zero labels, shared "
-                         "weights only), on the labels seen as a list without rules: this tag list with the same names and "
-                         "their descriptions/aliases (default: --taxonomy's). Adds ~6 minutes for 800 READMEs")
+                         "weights only), on the labels seen as a list the rules know in part (the pack's rules for half its tags, "
+                         "names and descriptions for all): this tag list with the same names and their "
+                         "descriptions/aliases (default: --taxonomy's); it decides for lists described as this one. "
+                         "Adds ~6 minutes for 800 READMEs")
     tr.add_argument("--fraction", type=float, default=1.0, help="train on this seeded share of the items (learning curves)")
     tr.add_argument("--quiet", action="store_true")
     sv = sub.add_parser("serve", help="HTTP service with dynamic batching (needs tagsmith[serve])")

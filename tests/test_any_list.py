@@ -86,8 +86,10 @@ def test_cross_validation_scores_tags_the_head_never_saw():
 
 def test_train_any_list_then_an_uncovered_list_is_decided_by_it(tiny_dir, tmp_path):
     """tagsmith train --any-list: the adapter also holds the any-list head, learned on the
-    labels seen as a described list without rules; a list the adapter does not cover is
-    then decided by that head (explicit adapters too), with its own policy and prompt."""
+    labels seen as a described list with rules for half its tags; a described list the
+    adapter does not cover is then decided by that head (explicit adapters too), with its
+    own policy and prompt, however much of it the rule pack knows; a list of bare names
+    is not."""
     from engine.decision.model import load_model
     from tests.test_constraint import check
     from engine.training.job import train_head
@@ -102,6 +104,7 @@ def test_train_any_list_then_an_uncovered_list_is_decided_by_it(tiny_dir, tmp_pa
     assert (out / entry["head"]["file"]).is_file() and entry["head"]["file"] == "head-any-list.safetensors"
     assert entry["head"]["tags"] == [] and entry["policy"]["decider"] == "head" and entry["policy"]["shortlist"] == 12
     assert entry["view"]["with_description"] == 3 and entry["cross_validation"]["chosen"]["per_tag"] is False
+    assert entry["view"]["with_rules"] <= 2  # the built-in pack's rules for a seeded half of the list, at most
     assert any("any-list head" in m for m in logs)
 
     lm = load_model(str(tiny_dir), "cpu", adapter=str(out), dtype="float32")
@@ -119,8 +122,15 @@ def test_train_any_list_then_an_uncovered_list_is_decided_by_it(tiny_dir, tmp_pa
     d = res.explanation.decision
     assert d["head"] and d["head_threshold"] == lm.adapter.any_head.threshold and "neighbours" not in d
     assert res.explanation.model.endswith("(any-list head)")
-    # A list the built-in rules mostly know is not what the head learned on (its view had
-    # description rules only): an explicit adapter refuses it, as without the head.
+    # A described list the built-in rules mostly know: the head learned on rules and
+    # descriptions side by side, and decides.
+    known = Taxonomy.from_names([{"name": "cli", "description": "command-line programs"},
+                                 {"name": "database", "description": "SQL and NoSQL stores"},
+                                 {"name": "kubernetes-operator", "description": "operators for Kubernetes clusters"}])
+    assert tagger.any_list_head(known) is lm.adapter.any_head
+    assert tagger.tag("A command-line tool for your database.", id="y", taxonomy=known).explanation.model.endswith("(any-list head)")
+    # A list of bare names is not what the head learned on (its view was described): an
+    # explicit adapter refuses it, as without the head.
     with pytest.raises(TagsmithError) as err:
         tagger.tag("A command-line tool.", id="z", taxonomy=["cli", "lib", "database", "kubernetes-operator"])
     assert err.value.code == "E401" and "kubernetes-operator" in str(err.value)
@@ -143,3 +153,19 @@ def test_train_any_list_then_an_uncovered_list_is_decided_by_it(tiny_dir, tmp_pa
     with pytest.raises(TagsmithError) as err:
         read_adapter(out)
     assert err.value.code == "E401" and err.value.field == "any_list"
+
+
+def test_view_pack_keeps_the_rules_of_a_seeded_half_of_the_list():
+    """The any-list head's view: the pack's rules for half the list's tags, the same half
+    for the same seed; the others are left to their names and descriptions."""
+    from engine.rules import load_pack
+    from engine.training.any_list import view_pack
+
+    pack = load_pack()
+    tax = Taxonomy.from_names(["cli", "lib", "database", "k8s", "ai", "game", "blog", "not-a-concept"])
+    kept = view_pack(pack, tax, seed=0)
+    ruled = [t.name for t in tax if kept.get(t.name) is not None]
+    assert len(ruled) in (3, 4) and set(ruled) <= {"cli", "lib", "database", "k8s", "ai", "game", "blog"}
+    assert ruled == [t.name for t in tax if view_pack(pack, tax, seed=0).get(t.name) is not None]
+    assert any(view_pack(pack, tax, seed=s).get(t.name) is not None for s in range(1, 6) for t in tax if t.name not in ruled)
+    assert all(kept.rules[k] is pack.rules[k] for k in kept.rules) and set(kept.sources) == set(kept.rules)

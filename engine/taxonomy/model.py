@@ -152,6 +152,12 @@ class Taxonomy:
         """Whether any tag carries a description or aliases."""
         return any(t.description or t.aliases for t in self.tags)
 
+    @property
+    def described_share(self) -> float:
+        """The share of the tags that carry a description or aliases (0 for a raw
+        request's names)."""
+        return sum(1 for t in self.tags if t.description or t.aliases) / max(len(self.tags), 1)
+
     def fingerprint(self) -> str:
         """Stable hash of the exact names (and of descriptions and aliases, when the list
         has any: the lexicon reads them), for caches keyed by taxonomy (computed once:

@@ -9,35 +9,49 @@ shortlist line says, do not depend on the list: a head with **shared weights onl
 (``a``, ``a0`` on the evidence features, ``v`` on the tag-name state; no per-tag ``b``
 or ``W``) learns them from any labelled list and applies to every other.
 
-How it learns: the adapter's labelled READMEs are read as a list *without rules and
-without labels* would be (the view): the list's names, descriptions and aliases make
-the only rules (``engine/lexicon/described.py``; hand-written and learned rules are
-hidden), a 12-tag shortlist (``SHORTLIST``), no neighbours' vote. The head is fitted
-on that evidence and on the tag-name states of the prompts (decoder layer
-``line_layer``; the pass stops there: the head reads nothing above it).
+How it learns: the adapter's labelled READMEs are read as a list *without labels*
+would be (the view): a seeded half of the list's tags keep the rules the engine brings
+for them (the training pack, bridged: ``view_pack``), the other half have only their
+names, descriptions and aliases (``engine/lexicon/described.py``), as a requester's list
+the bridge knows in part; a 12-tag shortlist (``SHORTLIST``), no neighbours' vote, no
+learned rules. The head is fitted on that evidence and on the tag-name states of the
+prompts (decoder layer ``line_layer``; the pass stops there: the head reads nothing
+above it). Seeing both kinds of evidence side by side, it learns how far each goes,
+so one head serves lists the pack knows wholly, in part or not at all.
 
 How it is chosen: cross-validation over items *and* tags. The tags are split into two
 halves; a head is fitted on the READMEs of four item folds using only the shortlist
 rows of one half's tags, and scored on the held-out fold as a list of the other
-half's tags: every score is on tags the head never saw, as for a requester's list.
+half's tags (the READMEs with a gold tag among them): every score is on tags the head
+never saw, as for a requester's list.
 
-Measured (5-fold CV on train.jsonl, 817 READMEs, bfloat16; micro-F1 / top-1):
+Where it decides (``AttachedAdapter.any_list_head``): for a list the adapter does not
+cover that is described as its view was (most tags with a description or aliases, or
+most without). A head learned on descriptions misjudges a list of bare names, whose
+tags have little evidence besides the pack's rules; such a list keeps the bare model.
 
-- tags never seen (the split above): home list's names + descriptions 0.507 / 0.391
-  rules only -> 0.533 / 0.497 (both dtypes, the shipped adapter's card: 0.534 / 0.497);
-  the synonym list 0.472 / 0.351 -> 0.489 / 0.452; the opaque codes 0.440 / 0.337 ->
-  0.468 / 0.443;
-- fitted on the home list's view, scored on other namings of the same concepts (the
-  synonym and code lists of ``bench/catalogues.py``, held-out READMEs): synonyms
-  0.472 / 0.633 rules only -> 0.582 / 0.760, codes 0.440 / 0.623 -> 0.548 / 0.752;
-- without the tag-name states (evidence weights alone) synonyms 0.498, codes 0.459:
-  most of the gain is the model's reading of the tag in the README's context.
+Measured (5-fold CV on train.jsonl, 817 READMEs, bfloat16 states; heads fitted on one
+half of the home concepts, scored on held-out READMEs as lists of the other half's
+tags, items with a gold tag there; micro-F1 / top-1): the view with the pack's rules
+for half the tags ("mixed") against the earlier view without any rules ("none"):
 
-On dev, zero labels, names + descriptions, the shipped adapter's any-list head against
-the bare model: synonyms 0.589 / 0.758 against 0.444 / 0.615, codes 0.519 / 0.725
-against 0.423 / 0.549, the coarse list 0.500 / 0.626 against 0.407 / 0.484
-(``bench/catalogues.py``). It decides only for lists the rule pack hardly knows
-(``ANY_LIST_RULES_SHARE`` in ``engine/decision/adapter.py``).
+| scored on | rules only | "none" head | "mixed" head |
+|---|---|---|---|
+| home list, described, every hand rule | 0.663 / 0.677 | 0.693 / 0.779 | **0.712 / 0.788** |
+| synonym list, described, bridged (82 of 90 tags with lent rules) | 0.629 / 0.643 | 0.664 / 0.745 | **0.678 / 0.750** |
+| opaque codes, described, bridged | 0.575 / 0.591 | 0.615 / 0.714 | **0.623 / 0.720** |
+| home list, described, no rules | 0.538 / 0.548 | **0.616** / 0.695 | 0.613 / **0.696** |
+| synonym list, names only, bridged (62 of 90) | **0.535** / 0.525 | 0.486 / 0.531 | 0.505 / 0.545 |
+
+So the gate that kept the earlier head to lists the pack hardly knew (a described list
+with lent rules was decided by the bare model, about the rules' answer) now asks how the
+list is described instead; a bare-names list is better served by the rules than by
+either head (a head learned on a names-only view with half the rules: 0.527 / 0.576).
+
+Earlier, without rules in the view: on dev, zero labels, names + descriptions, no
+bridge, the any-list head against the bare model: synonyms 0.589 / 0.758 against
+0.444 / 0.615, codes 0.519 / 0.725 against 0.423 / 0.549, the coarse list 0.500 /
+0.626 against 0.407 / 0.484 (``bench/catalogues.py``).
 """
 from __future__ import annotations
 
@@ -66,19 +80,33 @@ FILE = "head-any-list.safetensors"
 LINE_L2S = (0.3, 1.0, 3.0)
 #: Tags split into this many groups; each group is scored by heads fitted on the others.
 TAG_GROUPS = 2
+#: Share of the view's tags that keep the pack's rules (the rest: names and descriptions).
+RULED_SHARE = 0.5
 
 
-def view_items(rows: Sequence[dict[str, Any]], golds: Sequence[list[str]], view: Taxonomy, *, model: str | None,
-               device: str | None, dtypes: Sequence[str], max_tags: int, excerpt_tokens: int, progress: bool = False,
+def view_pack(pack: RulePack, view: Taxonomy, seed: int, share: float = RULED_SHARE) -> RulePack:
+    """``pack`` with rules for a seeded ``share`` of the view's tags only: the others are
+    known to the lexicon by their names, descriptions and aliases (module docstring)."""
+    order = list(view)
+    random.Random(seed).shuffle(order)
+    keep = {t.key for t in order[:round(len(order) * share)]}
+    rules = {k: r for k, r in pack.rules.items() if k in keep}
+    return replace(pack, rules=rules, sources={k: v for k, v in pack.sources.items() if k in rules},
+                   written=frozenset(k for k in pack.written if k in rules))
+
+
+def view_items(rows: Sequence[dict[str, Any]], golds: Sequence[list[str]], view: Taxonomy, pack: RulePack, *,
+               model: str | None, device: str | None, dtypes: Sequence[str], max_tags: int, excerpt_tokens: int, progress: bool = False,
                log: Callable[[str], None] | None = None) -> tuple[list[HeadItem], list[HeadItem] | None, int]:
-    """The labelled READMEs as the view shows them (module docstring): head items read
-    in each dtype, and the decoder layer of their tag-name states."""
+    """The labelled READMEs as the view shows them (module docstring; ``pack``: its rules,
+    ``view_pack``'s): head items read in each dtype, and the decoder layer of their
+    tag-name states."""
     from engine.decision.model import load_model
 
     t0 = time.perf_counter()
     lm = load_model(model, device, adapter=None, dtype=dtypes[0])
     layer = heads.line_layer(lm.model)
-    tagger = Tagger(RulePack({}), mode="hybrid", lm=lm, policy=heads.head_policy(SHORTLIST), excerpt_tokens=excerpt_tokens)
+    tagger = Tagger(pack, mode="hybrid", lm=lm, bridge=False, policy=heads.head_policy(SHORTLIST), excerpt_tokens=excerpt_tokens)
     props = tagger.prepare(tagger.propose(list(rows), view), view, max_tags)
     constraint = tagger.compiler.get(view, max_tags)
     tagger = None
@@ -144,7 +172,11 @@ def cross_validate(items: list[HeadItem], tags: list[str], folds: int, seed: int
                    [restrict(twins[j], seen) for j in train] if twins is not None else None)
 
     gold = [restrict(it, grp).gold for grp in groups for it in items]
-    rows = [heads.score_setting({"kind": "rules only"}, gold, [[restrict(it, grp).rules_pick for grp in groups for it in items]])[0]]
+    # Scored where the item has a gold tag among the group's: a labelled README of a
+    # requester's list has one, and a half list leaves many without (an answer is never empty).
+    scored = [k for k, g in enumerate(gold) if g]
+    picks = [restrict(it, grp).rules_pick for grp in groups for it in items]
+    rows = [heads.score_setting({"kind": "rules only"}, [gold[k] for k in scored], [[picks[k] for k in scored]])[0]]
     best: tuple[tuple[float, float], dict[str, Any]] | None = None
     with one_thread(), ThreadPoolExecutor(max_workers=max(1, min(workers or usable_cores(), len(jobs)))) as pool:
         fitted = pool.map(fit_job, jobs)
@@ -160,7 +192,7 @@ def cross_validate(items: list[HeadItem], tags: list[str], folds: int, seed: int
                                 oof[v][th][g * len(items) + j] = a
             for th in heads.THRESHOLDS:
                 setting = {"kind": "all", "per_tag": False, "line_l2": l2, "threshold": th}
-                row, m = heads.score_setting(setting, gold, [o[th] for o in oof])
+                row, m = heads.score_setting(setting, [gold[k] for k in scored], [[o[th][k] for k in scored] for o in oof])
                 rows.append(row)
                 if best is None or (m.micro_f1, m.top1) > best[0]:
                     best = ((m.micro_f1, m.top1), setting)
@@ -172,13 +204,17 @@ def cross_validate(items: list[HeadItem], tags: list[str], folds: int, seed: int
     return HeadCV(folds, rows, best[1])
 
 
-def train_any_list(rows: Sequence[dict[str, Any]], golds: Sequence[list[str]], view: Taxonomy, out: Any, *, model: str | None,
+def train_any_list(rows: Sequence[dict[str, Any]], golds: Sequence[list[str]], view: Taxonomy, pack: RulePack, out: Any, *,
+                   model: str | None,
                    device: str | None, dtypes: Sequence[str], folds: int, seed: int, max_tags: int, excerpt_tokens: int,
                    progress: bool = False, log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Read the view, choose the settings by cross-validation (``folds`` >= 2), fit on
-    everything and write the head to ``out``; returns the card's ``any_list`` entry."""
+    """Read the view (``pack``: the rules the engine brings for the training list, of
+    which ``view_pack`` keeps half), choose the settings by cross-validation (``folds``
+    >= 2), fit on everything and write the head to ``out``; returns the card's
+    ``any_list`` entry."""
     t0 = time.perf_counter()
-    items, twins, layer = view_items(rows, golds, view, model=model, device=device, dtypes=dtypes, max_tags=max_tags,
+    kept = view_pack(pack, view, seed)
+    items, twins, layer = view_items(rows, golds, view, kept, model=model, device=device, dtypes=dtypes, max_tags=max_tags,
                                      excerpt_tokens=excerpt_tokens, progress=progress, log=log)
     cv = None
     chosen: dict[str, Any] = {"line_l2": 1.0, "threshold": 0.45}
@@ -195,7 +231,9 @@ def train_any_list(rows: Sequence[dict[str, Any]], golds: Sequence[list[str]], v
         "policy": heads.head_policy(SHORTLIST).settings(),
         "prompt": {"excerpt_tokens": excerpt_tokens},
         "view": {"taxonomy": view.fingerprint(), "tags": len(view), "with_description": described, "with_aliases": aliased,
-                 "rules": "none: the list's names, descriptions and aliases only"},
+                 "with_rules": sum(1 for t in view if kept.get(t.name) is not None),
+                 "rules": f"the pack's rules for a seeded {RULED_SHARE:.0%} of the tags (pack {pack.digest or 'none'}); "
+                          "names, descriptions and aliases for every tag"},
         "cross_validation": cv.to_dict() if cv else None,
         "seconds": round(time.perf_counter() - t0, 1),
     }

@@ -143,16 +143,17 @@ def _any_list_lines(entry: dict[str, Any] | None) -> list[str]:
     lines = ["## The any-list head: for tag lists this adapter did not learn", "",
              f"Shared weights only (no tag of its own): {len(entry['head']['features'])} evidence weights and layer "
              f"{entry['head']['line_layer']}'s state of each tag's name in its shortlist line (name-state L2 {st.get('line_l2')}, "
-             f"count threshold {entry['head']['threshold']}), learned on the labels seen as a list of {view['tags']} tags with no "
-             f"rules ({view['with_description']} with a description, {view['with_aliases']} with aliases): it decides for a list "
-             f"the adapter does not cover and the rule pack hardly knows (rules for under half its tags), over the rules' top-{entry['policy']['shortlist']} shortlist "
-             f"(`{entry['head']['file']}`, {entry['seconds']:.0f} s of training).", ""]
+             f"count threshold {entry['head']['threshold']}), learned on the labels seen as a list of {view['tags']} tags "
+             f"({view['with_description']} with a description, {view['with_aliases']} with aliases, "
+             f"{view.get('with_rules', 0)} with the rule pack's rules): it decides for a list the adapter does not cover that is "
+             f"described as that one (most tags with a description or aliases, or most without), over the rules' "
+             f"top-{entry['policy']['shortlist']} shortlist (`{entry['head']['file']}`, {entry['seconds']:.0f} s of training).", ""]
     cv = entry.get("cross_validation")
     if cv:
         rules = cv["policies"][0]
         chosen = next((r for r in cv["policies"][1:] if is_chosen(r, cv)), None)
         if chosen:
             lines += [f"Cross-validation over items ({cv['folds']} folds) and tags (two halves; each half scored by heads fitted "
-                      f"without its tags): micro-F1 {chosen['micro_f1']:.3f}, top-1 {chosen['top1']:.3f} on tags it never saw "
+                      f"without its tags; READMEs with a gold tag among them): micro-F1 {chosen['micro_f1']:.3f}, top-1 {chosen['top1']:.3f} on tags it never saw "
                       f"(rules alone {rules['micro_f1']:.3f} / {rules['top1']:.3f}).", ""]
     return lines

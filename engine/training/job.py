@@ -168,7 +168,8 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
     to the shortlist (None: no index). ``any_list``: also train the head the adapter
     uses for lists it does not cover (``engine/training/any_list.py``) on this view of
     the labels: a tag list with the same names and, best, their descriptions and aliases
-    (``""``: the training list as given); None: none. ``bridge``: the list's tags the
+    (``""``: the training list as given), half of its tags with the base pack's rules
+    (bridged; never the learned ones); None: none. ``bridge``: the list's tags the
     rule pack has no rule for get the pack's rules for the concepts they name
     (``engine/bridge``), as when tagging, and learned terms extend those lent rules."""
     import torch
@@ -273,7 +274,7 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
 
         del items, twins, readings
         gc.collect()
-        card["any_list"] = train_any_list(rows, golds, view, out, model=model, device=device, dtypes=dtypes, folds=folds,
+        card["any_list"] = train_any_list(rows, golds, view, bridged.pack, out, model=model, device=device, dtypes=dtypes, folds=folds,
                                           seed=seed, max_tags=max_tags, excerpt_tokens=excerpt_tokens, progress=progress, log=log)
         card["training"].update(seconds=round(time.perf_counter() - t_start, 1), peak_rss_mb=round(peak_rss_mb(), 1))
     write_card(out, card)
