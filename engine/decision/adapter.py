@@ -209,8 +209,8 @@ class AttachedAdapter:
         (``described_share``: of the list's tags with a description or aliases, against
         ``DESCRIBED_SHARE``); else None, and an explicit adapter refuses the list (E401)."""
         view = self.any_list.get("view") or {}
-        view_described = (view.get("with_description", 0) or view.get("with_aliases", 0)) >= DESCRIBED_SHARE * max(view.get("tags", 1), 1)
-        if self.any_head is not None and (described_share >= DESCRIBED_SHARE) == view_described:
+        view_share = max(view.get("with_description", 0), view.get("with_aliases", 0)) / max(view.get("tags", 1), 1)
+        if self.any_head is not None and (described_share >= DESCRIBED_SHARE) == (view_share >= DESCRIBED_SHARE):
             return self.any_head
         if self.explicit:
             check_taxonomy(self.info, names, fingerprint)

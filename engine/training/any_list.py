@@ -171,17 +171,17 @@ def cross_validate(items: list[HeadItem], tags: list[str], folds: int, seed: int
         return fit([restrict(items[j], seen) for j in train], tags, l2, 0.5, layer,
                    [restrict(twins[j], seen) for j in train] if twins is not None else None)
 
-    gold = [restrict(it, grp).gold for grp in groups for it in items]
     # Scored where the item has a gold tag among the group's: a labelled README of a
     # requester's list has one, and a half list leaves many without (an answer is never empty).
-    scored = [k for k, g in enumerate(gold) if g]
-    picks = [restrict(it, grp).rules_pick for grp in groups for it in items]
-    rows = [heads.score_setting({"kind": "rules only"}, [gold[k] for k in scored], [[picks[k] for k in scored]])[0]]
+    halves = [restrict(it, grp) for grp in groups for it in items]
+    scored = [k for k, h in enumerate(halves) if h.gold]
+    gold = [halves[k].gold for k in scored]
+    rows = [heads.score_setting({"kind": "rules only"}, gold, [[halves[k].rules_pick for k in scored]])[0]]
     best: tuple[tuple[float, float], dict[str, Any]] | None = None
     with one_thread(), ThreadPoolExecutor(max_workers=max(1, min(workers or usable_cores(), len(jobs)))) as pool:
         fitted = pool.map(fit_job, jobs)
         for l2 in LINE_L2S:
-            oof = [{th: [None] * len(gold) for th in heads.THRESHOLDS} for _ in views]
+            oof = [{th: [None] * len(halves) for th in heads.THRESHOLDS} for _ in views]
             for g, grp in enumerate(groups):
                 for f in range(folds):
                     head = next(fitted)
@@ -192,7 +192,7 @@ def cross_validate(items: list[HeadItem], tags: list[str], folds: int, seed: int
                                 oof[v][th][g * len(items) + j] = a
             for th in heads.THRESHOLDS:
                 setting = {"kind": "all", "per_tag": False, "line_l2": l2, "threshold": th}
-                row, m = heads.score_setting(setting, [gold[k] for k in scored], [[o[th][k] for k in scored] for o in oof])
+                row, m = heads.score_setting(setting, gold, [[o[th][k] for k in scored] for o in oof])
                 rows.append(row)
                 if best is None or (m.micro_f1, m.top1) > best[0]:
                     best = ((m.micro_f1, m.top1), setting)
