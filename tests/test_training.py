@@ -318,10 +318,22 @@ def test_head_adapter_trains_decides_and_is_refused_elsewhere(tiny_dir, tmp_path
     many = tagger.tag_many([{"id": "x", "text": "A command-line tool for PostgreSQL databases, run in your terminal."},
                             {"id": "y", "text": "A tiny JSON library."}], MINI_TAX)
     assert many[0].to_json() == res.to_json()
-    # A list the head never learned: refused (explicit adapter), like a LoRA adapter.
+    # A list the head learned most of (a catalogue that added a tag): the head decides,
+    # scoring the new tag by its shared weights (no prior of its own), and says so.
+    grown = Taxonomy.from_names(tax.names + ["kubernetes-operator"])
+    assert tagger.adapter_applies(grown) and tagger.policy_for(grown).decider == "head"
+    res = tagger.tag("# kubectl-pg\n\nA Kubernetes operator for PostgreSQL databases, with a command-line tool.", id="k", taxonomy=grown)
+    check(json.dumps(res.tags), grown.names, 3)
+    verdicts = {v["tag"]: v for v in res.explanation.decision["head"]}
+    assert "kubernetes-operator" in verdicts and verdicts["kubernetes-operator"]["prior"] == 0.0
+    assert res.explanation.decision["head_unlearned"] == ["kubernetes-operator"]
+    assert res.explanation.model.endswith("+head")
+    for c in res.explanation.chosen:
+        assert ("no labels for" in c.reason) == (c.tag == "kubernetes-operator")
+    # A list it learned half of or less: refused (explicit adapter), like a LoRA adapter.
     with pytest.raises(TagsmithError) as err:
         tagger.tag("A command-line tool.", id="z", taxonomy=["cli", "kubernetes-operator"])
-    assert err.value.code == "E401" and "kubernetes-operator" in str(err.value)
+    assert err.value.code == "E401" and "kubernetes-operator" in str(err.value) and "more than 50%" in str(err.value)
     # A torn head file is a clear E401 naming it.
     (out / "head.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(TagsmithError) as err:

@@ -109,6 +109,8 @@ class Explanation:
             words = _evidence_words(c)
             prob = float(h["prob"]) if h else None
             reason = (f"head probability {prob:.2f} ({_parts(h)})" if h else "chosen by the model") + (f"; rule evidence: {words}" if words else "")
+            if t in decision.get("head_unlearned", ()):
+                reason += "; a tag the head has no labels for: scored by its shared weights alone"
             reason += _neighbour_reason(decision.get("neighbours"), t)
             chosen.append(ChosenTag(t, i + 1, round(c.score, 4) if c else 0.0, prob, round(prob, 4) if prob is not None else 0.0, reason))
         rejected = []
