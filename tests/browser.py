@@ -59,8 +59,10 @@ class DevTools:
     def type(self, text: str) -> None:
         self.call("Input.insertText", text=text)
 
-    def wait(self, expr: str, timeout: float = 30.0) -> Any:
-        """Poll ``expr`` until it is truthy; its value (the assertion names the expression)."""
+    def wait(self, expr: str, timeout: float = 60.0) -> Any:
+        """Poll ``expr`` until it is truthy; its value (the assertion names the expression).
+        60 s: a page served by a labelling server that resumes beside other busy
+        processes (a 2-core machine at load 4) once took over 30 s to paint."""
         end = time.time() + timeout
         while time.time() < end:
             got = self.js(expr)
