@@ -76,9 +76,7 @@ def read_view(name: str, rows: list[dict[str, Any]], shared: Path, cache: Path, 
     if path.exists():
         return pickle.loads(path.read_bytes())
     import renamed_lists as rl
-    from engine.api import Tagger
     from engine.bridge import bridge
-    from engine.decision.model import load_model
     from engine.rules import RulePack, load_pack
     from engine.taxonomy import Taxonomy
     from engine.training import any_list
@@ -95,12 +93,10 @@ def read_view(name: str, rows: list[dict[str, Any]], shared: Path, cache: Path, 
     else:  # "every" / "bridged": what tagging brings
         pack = bridge(default, tax).pack
     t0 = time.perf_counter()
-    lm = load_model(None, None, adapter=None, dtype="bfloat16")
-    layer = heads.line_layer(lm.model)
-    tagger = Tagger(pack, mode="hybrid", lm=lm, bridge=False, policy=heads.head_policy(any_list.SHORTLIST), excerpt_tokens=heads.EXCERPT_TOKENS)
     ruled = sum(1 for t in tax if pack.get(t.name) is not None)
-    props = tagger.prepare(tagger.propose(list(rows), tax), tax, 3)
-    items = heads.read_states(lm, tagger.compiler.get(tax, 3), props, golds, layer=layer, state_layer=layer, progress=True)
+    # Read as train_any_list reads its view (no bridging on top of ``pack``, its shortlist).
+    items, _, layer = any_list.view_items(rows, golds, tax, pack, model=None, device=None, dtypes=("bfloat16",), max_tags=3,
+                                          excerpt_tokens=heads.EXCERPT_TOKENS, progress=True)
     out = {"items": items, "tags": tax.names, "mapping": mapping, "layer": layer, "ruled": ruled}
     cache.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps(out))

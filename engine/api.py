@@ -433,9 +433,9 @@ class Tagger:
             if out.head is not None:
                 decision["head"] = [v.to_dict() for v in out.head]
                 decision["head_threshold"] = decoder.head.threshold
-                learned = set(decoder.head.tags)
-                if learned and any(v.tag not in learned for v in out.head):  # a list the head knows most of (``AdapterInfo.covers``)
-                    decision["head_unlearned"] = [v.tag for v in out.head if v.tag not in learned]
+                unlearned = decoder.head.unlearned([v.tag for v in out.head])
+                if unlearned:  # a list the head learned most of (``AdapterInfo.covers``)
+                    decision["head_unlearned"] = unlearned
             vote = p.prepared.vote
             if vote is not None:
                 decision["neighbours"] = {"votes": {t: v for t, v in vote.ranked() if t in plan.allowed},

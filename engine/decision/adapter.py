@@ -69,6 +69,12 @@ class AdapterInfo:
     def has_lora(self) -> bool:
         return _has_lora(self.card)
 
+    @property
+    def takes_most(self) -> bool:
+        """Whether it decides for a list it learned most of (``covers``): a decision head
+        without LoRA weights."""
+        return self.card.get("head") is not None and not self.has_lora
+
     def covers(self, names: list[str]) -> bool:
         """Whether the adapter decides for a request's list with what it learned: every
         tag is one it learned (a subset of its taxonomy is fine: the shortlist it sees is
@@ -80,7 +86,7 @@ class AdapterInfo:
         known = len(wanted & self.tags)
         if known == len(wanted):
             return True
-        return self.card.get("head") is not None and not self.has_lora and known > KNOWN_SHARE * len(wanted)
+        return self.takes_most and known > KNOWN_SHARE * len(wanted)
 
 
 def _has_lora(card: dict[str, Any]) -> bool:
@@ -198,7 +204,7 @@ def check_taxonomy(info: AdapterInfo, names: list[str], fingerprint: str) -> Non
     raise TagsmithError(E_ADAPTER, f"adapter {info.name!r} was trained on taxonomy {info.taxonomy_fingerprint}, which lacks "
                         f"{len(unknown)} of this list's tags ({shown})"
                         + (f"; its head decides for a list when it learned more than {KNOWN_SHARE:.0%} of its tags"
-                           if info.card.get("head") is not None and not info.has_lora else "")
+                           if info.takes_most else "")
                         + "; train one for this list with 'tagsmith train' or pass --no-adapter", file=str(info.path / CARD))
 
 

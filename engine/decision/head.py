@@ -163,6 +163,11 @@ class DecisionHead:
     def state_dim(self) -> int:
         return int(self.W.shape[1])
 
+    def unlearned(self, tags: Sequence[str]) -> list[str]:
+        """Those of ``tags`` this head has no per-tag parameters for (scored by its shared
+        weights alone), in order; [] for a head with none at all (an any-list head)."""
+        return [t for t in tags if t not in self._index] if self._index else []
+
     def score(self, states: ItemStates, item: HeadInput) -> list[TagScore]:
         """Scores of the item's shortlisted tags, best first (ties: shortlist order)."""
         # A kind's unused parts are zero weights (``a`` for "model", ``W`` for "rules") or

@@ -150,7 +150,7 @@ class Taxonomy:
     @property
     def described(self) -> bool:
         """Whether any tag carries a description or aliases."""
-        return any(t.description or t.aliases for t in self.tags)
+        return self.described_share > 0
 
     @property
     def described_share(self) -> float:
