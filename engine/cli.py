@@ -245,7 +245,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                           kind=args.head, fraction=args.fraction, progress=progress, log=log, command=command,
                           excerpt_tokens=args.excerpt_tokens, dtype=args.dtype, ablations=args.ablations,
                           learn_rules=args.learn_rules, neighbours=None if args.no_neighbours else args.neighbours,
-                          any_list=args.any_list, bridge=not args.no_bridge)
+                          any_list=args.any_list, bridge=not args.no_bridge, twin_share=args.twin_share)
     else:
         if args.epochs < 1 or args.layers < 1 or args.rank < 1:
             raise TagsmithError(E_OPTION, "--epochs, --layers and --rank must be positive")
@@ -514,6 +514,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--dtype", choices=("both", *DTYPE_CHOICES), default="both",
                     help="dtype(s) the model's states are read in: both (default: bfloat16 and float32, fitted with a consistency "
                          "term so answers agree across machines), or one")
+    from engine.training.head import TWIN_SHARE
+
+    tr.add_argument("--twin-share", type=float, default=None, metavar="S",
+                    help=f"with --dtype both: the share of READMEs also read in float32 for the consistency term (default "
+                         f"{TWIN_SHARE:g}; all are read in bfloat16)")
     tr.add_argument("--ablations", action="store_true", help="also cross-validate the head on evidence only and on states only")
     tr.add_argument("--learn-rules", choices=("auto", "yes", "no"), default="auto",
                     help="learn a rule pack from the labels (cross-fitted) and train the head on its evidence; auto (default): "

@@ -229,7 +229,7 @@ def test_consistency_term_makes_twin_readings_score_alike():
     import torch
 
     from engine.decision.head import ItemStates
-    from engine.training.head import HeadItem, fit
+    from engine.training.head import HeadItem, fit, twin_rows
 
     tags, items = _synthetic_items(d=16)
     g = torch.Generator().manual_seed(1)
@@ -247,8 +247,16 @@ def test_consistency_term_makes_twin_readings_score_alike():
     loose = fit(items, tags, "all", state_l2=0.01, twins=twins, consistency=0.0)
     tight = fit(items, tags, "all", state_l2=0.01, twins=twins, consistency=10.0)
     assert gap(tight) < 0.5 * gap(loose)
+    # A third of the items read twice teaches the same: the directions are the kernels',
+    # not the items' (train reads a share in float32, head.twin_rows).
+    some = [tw if k in set(twin_rows(len(items), 1 / 3, 0)) else None for k, tw in enumerate(twins)]
+    third = fit(items, tags, "all", state_l2=0.01, twins=some, consistency=10.0)
+    assert gap(third) < 0.5 * gap(loose) and third.settings["second_dtype_items"] == round(len(items) / 3)
+    assert "second_dtype_items" not in tight.settings
     with pytest.raises(ValueError):
         fit(items, tags, twins=twins[::-1])  # twins must be the same items, in order
+    with pytest.raises(ValueError):
+        fit(items, tags, twins=some[1:])
 
 
 def test_cross_validation_fits_side_by_side_as_in_turn():
@@ -266,7 +274,28 @@ def test_cross_validation_fits_side_by_side_as_in_turn():
     pooled = cross_validate(items, tags, 3, 0, 3, twins=twins, grid_kinds=("all", "rules"), workers=3)
     assert pooled.rows == alone.rows and pooled.chosen == alone.chosen
     assert len(alone.rows) > 1 and all("agreement" in r for r in alone.rows[1:])
+    # A second reading of half the items: scored by the first reading, agreement over the pairs.
+    half = [tw if k % 2 else None for k, tw in enumerate(twins)]
+    part = cross_validate(items, tags, 3, 0, 3, twins=half, grid_kinds=("all",), workers=2)
+    assert all(r["second_dtype_items"] == 30 and 0 < r["agreement"] <= 1 for r in part.rows[1:])
     assert torch.get_num_threads() == threads  # the caller's setting comes back
+
+
+def test_train_reads_a_seeded_share_in_the_second_dtype(tiny_dir, tmp_path):
+    """``twin_share``: every README in bfloat16, a seeded share in float32 too; the head
+    learns the consistency from those pairs and the card says how many there were."""
+    from engine.errors import TagsmithError
+    from engine.training.head import twin_rows
+    from engine.training.job import train_head
+
+    card = train_head(MINI, MINI_TAX, tmp_path / "h", model=str(tiny_dir), device="cpu", folds=2, shortlist=5,
+                      log=lambda m: None, twin_share=0.5)
+    n = card["data"]["items"]
+    assert card["training"]["twin_share"] == 0.5 and 0 < card["head"]["settings"]["second_dtype_items"] <= round(n / 2)
+    assert all(r["second_dtype_items"] == round(n / 2) for r in card["cross_validation"]["policies"][1:])
+    assert twin_rows(10, 0.5, 0) == twin_rows(10, 0.5, 0) != twin_rows(10, 0.5, 1) and twin_rows(4, 1.0, 0) == [0, 1, 2, 3]
+    with pytest.raises(TagsmithError, match="twin-share"):
+        train_head(MINI, MINI_TAX, tmp_path / "bad", model=str(tiny_dir), device="cpu", log=lambda m: None, twin_share=0)
 
 
 def test_head_adapter_trains_decides_and_is_refused_elsewhere(tiny_dir, tmp_path):

@@ -98,10 +98,12 @@ def view_pack(pack: RulePack, view: Taxonomy, seed: int, share: float = RULED_SH
 
 def view_items(rows: Sequence[dict[str, Any]], golds: Sequence[list[str]], view: Taxonomy, pack: RulePack, *,
                model: str | None, device: str | None, dtypes: Sequence[str], max_tags: int, excerpt_tokens: int, progress: bool = False,
-               log: Callable[[str], None] | None = None) -> tuple[list[HeadItem], list[HeadItem] | None, int]:
+               log: Callable[[str], None] | None = None, twin_share: float = heads.TWIN_SHARE,
+               seed: int = 0) -> tuple[list[HeadItem], list[HeadItem | None] | None, int]:
     """The labelled READMEs as the view shows them (module docstring; ``pack``: its rules,
-    ``view_pack``'s): head items read in each dtype, and the decoder layer of their
-    tag-name states."""
+    ``view_pack``'s): head items read in the first dtype, a seeded ``twin_share`` of them
+    in the second too (None for the others, ``head.twin_rows``), and the decoder layer of
+    their tag-name states."""
     from engine.decision.model import load_model
 
     t0 = time.perf_counter()
@@ -111,10 +113,12 @@ def view_items(rows: Sequence[dict[str, Any]], golds: Sequence[list[str]], view:
     props = tagger.prepare(tagger.propose(list(rows), view), view, max_tags)
     constraint = tagger.compiler.get(view, max_tags)
     tagger = None
-    readings = []
+    readings: list[list[Any]] = []
     for dt in dtypes:
         lm = lm or load_model(model, device, adapter=None, dtype=dt)
-        readings.append(heads.read_states(lm, constraint, props, golds, progress=progress, layer=layer, state_layer=layer))
+        read = heads.twin_rows(len(props), twin_share, seed) if readings else None
+        readings.append(heads.read_states(lm, constraint, props, golds, progress=progress, layer=layer, state_layer=layer,
+                                          only=read))
         if log:
             log(f"train: any-list view, model states in {lm.dtype} after {time.perf_counter() - t0:.0f} s")
         lm = None
@@ -146,7 +150,7 @@ def tag_groups(tags: Sequence[str], seed: int, groups: int = TAG_GROUPS) -> list
 
 
 def fit(items: Sequence[HeadItem], tags: list[str], line_l2: float, threshold: float, layer: int,
-        twins: Sequence[HeadItem] | None = None) -> DecisionHead:
+        twins: Sequence[HeadItem | None] | None = None) -> DecisionHead:
     """An any-list head: shared weights only, reading the tag-name states of ``layer``
     (and nothing above it: its item state is that layer's too, and unused)."""
     return heads.fit(items, tags, "all", 0.0, threshold, line_l2=line_l2, layer=layer, twins=twins, state_layer=layer,
@@ -154,7 +158,7 @@ def fit(items: Sequence[HeadItem], tags: list[str], line_l2: float, threshold: f
 
 
 def cross_validate(items: list[HeadItem], tags: list[str], folds: int, seed: int, max_tags: int, layer: int,
-                   twins: list[HeadItem] | None = None, log: Callable[[str], None] | None = None,
+                   twins: list[HeadItem | None] | None = None, log: Callable[[str], None] | None = None,
                    workers: int | None = None) -> HeadCV:
     """Scores of every grid point on tags the head never saw (module docstring): out-of-fold
     answers per tag group, pooled over the groups; with ``twins`` each reading is scored
@@ -170,7 +174,7 @@ def cross_validate(items: list[HeadItem], tags: list[str], folds: int, seed: int
         seen = everything - groups[g]
         train = [j for j in range(len(items)) if fold[j] != f]
         return fit([restrict(items[j], seen) for j in train], tags, l2, 0.5, layer,
-                   [restrict(twins[j], seen) for j in train] if twins is not None else None)
+                   [restrict(twins[j], seen) if twins[j] is not None else None for j in train] if twins is not None else None)
 
     # Scored where the item has a gold tag among the group's: a labelled README of a
     # requester's list has one, and a half list leaves many without (an answer is never empty).
@@ -188,8 +192,9 @@ def cross_validate(items: list[HeadItem], tags: list[str], folds: int, seed: int
                     head = next(fitted)
                     held = [j for j in range(len(items)) if fold[j] == f]
                     for v, view in enumerate(views):
-                        for th, got in heads.answers(head, [restrict(view[j], grp) for j in held], max_tags, heads.THRESHOLDS).items():
-                            for j, a in zip(held, got):
+                        read = [j for j in held if view[j] is not None]  # a second reading may cover some items only
+                        for th, got in heads.answers(head, [restrict(view[j], grp) for j in read], max_tags, heads.THRESHOLDS).items():
+                            for j, a in zip(read, got):
                                 oof[v][th][g * len(items) + j] = a
             for th in heads.THRESHOLDS:
                 setting = {"kind": "all", "per_tag": False, "line_l2": l2, "threshold": th}
@@ -208,7 +213,8 @@ def cross_validate(items: list[HeadItem], tags: list[str], folds: int, seed: int
 def train_any_list(rows: Sequence[dict[str, Any]], golds: Sequence[list[str]], view: Taxonomy, pack: RulePack, out: Any, *,
                    model: str | None,
                    device: str | None, dtypes: Sequence[str], folds: int, seed: int, max_tags: int, excerpt_tokens: int,
-                   progress: bool = False, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                   progress: bool = False, log: Callable[[str], None] | None = None,
+                   twin_share: float = heads.TWIN_SHARE) -> dict[str, Any]:
     """Read the view (``pack``: the rules the engine brings for the training list, of
     which ``view_pack`` keeps half), choose the settings by cross-validation (``folds``
     >= 2), fit on everything and write the head to ``out``; returns the card's
@@ -216,7 +222,7 @@ def train_any_list(rows: Sequence[dict[str, Any]], golds: Sequence[list[str]], v
     t0 = time.perf_counter()
     kept = view_pack(pack, view, seed)
     items, twins, layer = view_items(rows, golds, view, kept, model=model, device=device, dtypes=dtypes, max_tags=max_tags,
-                                     excerpt_tokens=excerpt_tokens, progress=progress, log=log)
+                                     excerpt_tokens=excerpt_tokens, progress=progress, log=log, twin_share=twin_share, seed=seed)
     cv = None
     chosen: dict[str, Any] = {"line_l2": 1.0, "threshold": 0.45}
     if folds:

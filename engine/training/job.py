@@ -150,12 +150,13 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
                max_tags: int = 3, excerpt_tokens: int | None = None, fraction: float = 1.0, progress: bool = False,
                log: Callable[[str], None] | None = None, command: str = "", dtype: str | None = "both",
                ablations: bool = False, learn_rules: str = "auto", neighbours: int | None = NEIGHBOUR_TAGS,
-               any_list: Any = None, bridge: bool = True) -> dict[str, Any]:
+               any_list: Any = None, bridge: bool = True, twin_share: float | None = None) -> dict[str, Any]:
     """Train a decision head on ``gold`` (JSONL with id, text, tags) and write it to ``out``
     (prompts with ``excerpt_tokens`` README tokens, default ``head.EXCERPT_TOKENS``).
 
-    ``dtype="both"`` (default) reads every item's states in bfloat16 and in float32 and
-    fits the head on both with a consistency term, so its answers agree across machines
+    ``dtype="both"`` (default) reads every item's states in bfloat16, and a share of them
+    (``twin_share``, default ``head.TWIN_SHARE``) in float32 too, and fits the head on
+    both with a consistency term, so its answers agree across machines
     (``engine/training/head.py``); a single dtype reads and fits that one only.
     ``ablations`` also cross-validates the head on evidence only and on states only.
     ``learn_rules`` (``auto``, ``yes``, ``no``): learn a rule pack from the labels first,
@@ -190,6 +191,9 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
     golds = [gold_tags(r, tax, f"{gold}: record {r.get('id')!r}") for r in rows]
     excerpt_tokens = excerpt_tokens or heads.EXCERPT_TOKENS
     dtypes = heads.TRAIN_DTYPES if dtype == "both" else (dtype,)
+    twin_share = heads.TWIN_SHARE if twin_share is None else twin_share
+    if not 0 < twin_share <= 1:
+        raise TagsmithError(E_OPTION, f"--twin-share must be in (0, 1], got {twin_share}")
     if learn_rules not in ("auto", "yes", "no"):
         raise TagsmithError(E_OPTION, f"--learn-rules must be auto, yes or no, got {learn_rules!r}")
     if neighbours is not None and neighbours < 0:
@@ -227,11 +231,15 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
     constraint = tagger.compiler.get(tax, max_tags)
     tagger = None
     log(f"train: {len(rows)} items proposed and prompted after {time.perf_counter() - t_start:.0f} s")
-    readings = []
+    readings: list[list[Any]] = []
     for dt in dtypes:
         lm = lm or load_model(model, device, adapter=None, dtype=dt)  # one model at a time
-        readings.append(heads.read_states(lm, constraint, props, golds, progress=progress, layer=layer, state_layer=state_layer))
-        log(f"train: {len(rows)} items, model states in {lm.dtype} after {time.perf_counter() - t_start:.0f} s")
+        # The first dtype reads every item; the second a seeded share of them (``twin_rows``).
+        read = heads.twin_rows(len(props), twin_share, seed) if readings else None
+        readings.append(heads.read_states(lm, constraint, props, golds, progress=progress, layer=layer, state_layer=state_layer,
+                                          only=read))
+        log(f"train: {len(props) if read is None else len(read)} items, model states in {lm.dtype} "
+            f"after {time.perf_counter() - t_start:.0f} s")
         ran_on, lm = str(lm.device), None
         gc.collect()
     items, twins = readings[0], (readings[1] if len(readings) > 1 else None)
@@ -256,7 +264,8 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
         "head": head.save(out),
         "training": {"seconds": round(time.perf_counter() - t_start, 1), "states_seconds": round(states_secs, 1),
                      "final_fit_seconds": round(fit_secs, 2), "device": ran_on,
-                     "dtypes": list(dtypes), "peak_rss_mb": round(peak_rss_mb(), 1),
+                     "dtypes": list(dtypes), **({"twin_share": twin_share} if len(dtypes) > 1 else {}),
+                     "peak_rss_mb": round(peak_rss_mb(), 1),
                      "seed": seed, "versions": {"torch": torch.__version__, "transformers": transformers.__version__}},
         "cross_validation": cv.to_dict() if cv else None,
         "command": command or f"tagsmith train {gold} -o {out}",
@@ -275,7 +284,8 @@ def train_head(gold: str | Path, taxonomy: Any, out: str | Path, *, model: str |
         del items, twins, readings
         gc.collect()
         card["any_list"] = train_any_list(rows, golds, view, bridged.pack, out, model=model, device=device, dtypes=dtypes, folds=folds,
-                                          seed=seed, max_tags=max_tags, excerpt_tokens=excerpt_tokens, progress=progress, log=log)
+                                          seed=seed, max_tags=max_tags, excerpt_tokens=excerpt_tokens, progress=progress, log=log,
+                                          twin_share=twin_share)
         card["training"].update(seconds=round(time.perf_counter() - t_start, 1), peak_rss_mb=round(peak_rss_mb(), 1))
     write_card(out, card)
     return card
