@@ -10,6 +10,10 @@ from typing import Any
 import yaml
 
 
+#: libyaml's parser and composer where PyYAML was built with it (the nodes, tags and
+#: line marks are the same; a learned pack of ~3,600 terms composes ~8x faster), else
+#: PyYAML's own. Plain data either way: the safe resolver, nothing constructed here.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 #: Values one file may expand to. Aliases let a few lines stand for billions of values
 #: ("billion laughs"); building stops at this count instead of running for minutes.
 MAX_NODES = 200_000
@@ -25,7 +29,7 @@ def load_with_lines(text: str, max_nodes: int = MAX_NODES) -> tuple[Any, dict[tu
     Only plain data is built (SafeLoader: no tags that construct objects or run code),
     and at most ``max_nodes`` values, counting every expansion of an alias.
     """
-    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    node = yaml.compose(text, Loader=_LOADER)
     lines: dict[tuple, int] = {}
     if node is None:
         return None, lines
@@ -33,7 +37,7 @@ def load_with_lines(text: str, max_nodes: int = MAX_NODES) -> tuple[Any, dict[tu
     # counted on the DAG (each node once) before anything is built.
     if _expanded_size(node, {}) > max_nodes:
         raise TooLarge(f"the document expands to more than {max_nodes:,} values (YAML aliases?)")
-    return _build(node, (), lines, [max_nodes]), lines
+    return _build(node, (), lines, [max_nodes], yaml.constructor.SafeConstructor()), lines
 
 
 def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
@@ -63,7 +67,7 @@ class ForbiddenTag(ValueError):
         self.line = line
 
 
-def _build(node: yaml.Node, path: tuple, lines: dict[tuple, int], budget: list[int]) -> Any:
+def _build(node: yaml.Node, path: tuple, lines: dict[tuple, int], budget: list[int], con: Any) -> Any:
     budget[0] -= 1
     if budget[0] < 0:
         raise TooLarge(f"the document expands to more than {MAX_NODES:,} values (YAML aliases?)")
@@ -73,21 +77,23 @@ def _build(node: yaml.Node, path: tuple, lines: dict[tuple, int], budget: list[i
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for knode, vnode in node.value:
-            key = yaml.SafeLoader(" ").construct_object(knode, deep=True) if not isinstance(knode, yaml.ScalarNode) else _scalar(knode)
-            out[key] = _build(vnode, path + (key,), lines, budget)
+            key = _scalar(knode, con)
+            out[key] = _build(vnode, path + (key,), lines, budget, con)
             lines.setdefault(path + (key,), knode.start_mark.line + 1)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(v, path + (i,), lines, budget) for i, v in enumerate(node.value)]
-    return _scalar(node)
+        return [_build(v, path + (i,), lines, budget, con) for i, v in enumerate(node.value)]
+    return _scalar(node, con)
 
 
-def _scalar(node: yaml.Node) -> Any:
-    loader = yaml.SafeLoader("")
+def _scalar(node: yaml.Node, con: Any) -> Any:
+    """A plain value (or a complex mapping key) by ``con``, one ``SafeConstructor`` per
+    document (a loader per value was half of a large pack's load time)."""
     try:
-        return loader.construct_object(node, deep=True)
+        return con.construct_object(node, deep=True)
     finally:
-        loader.dispose()
+        con.constructed_objects.clear()
+        con.recursive_objects.clear()
 
 
 def line_for(lines: dict[tuple, int], loc: tuple) -> int | None:
