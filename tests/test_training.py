@@ -249,7 +249,8 @@ def test_consistency_term_makes_twin_readings_score_alike():
     assert gap(tight) < 0.5 * gap(loose)
     # A third of the items read twice teaches the same: the directions are the kernels',
     # not the items' (train reads a share in float32, head.twin_rows).
-    some = [tw if k in set(twin_rows(len(items), 1 / 3, 0)) else None for k, tw in enumerate(twins)]
+    third_rows = set(twin_rows(len(items), 1 / 3, 0))
+    some = [tw if k in third_rows else None for k, tw in enumerate(twins)]
     third = fit(items, tags, "all", state_l2=0.01, twins=some, consistency=10.0)
     assert gap(third) < 0.5 * gap(loose) and third.settings["second_dtype_items"] == round(len(items) / 3)
     assert "second_dtype_items" not in tight.settings

@@ -99,8 +99,8 @@ def state_layer(model: Any) -> int:
 
 def twin_rows(n: int, share: float, seed: int) -> list[int]:
     """The items (indices, in order) read in the second dtype too: a seeded ``share`` of
-    ``n`` (all of them at 1). The second dtype is float32, 2-2.4x slower than bfloat16 on
-    a CPU with native bfloat16; the consistency term needs the pairs to learn the
+    ``n`` (all of them at 1). The second dtype is float32, 1.7-2.4x slower than bfloat16
+    on a CPU with native bfloat16; the consistency term needs the pairs to learn the
     directions in which the kernels differ, not every item."""
     if not 0 < share <= 1:
         raise ValueError(f"the second dtype's share must be in (0, 1], got {share}")
@@ -261,7 +261,7 @@ def _fit(items: Sequence[HeadItem], tags: list[str], kind: str, state_l2: float,
     if twins is not None:
         settings["consistency"] = consistency
         if not isinstance(paired, slice):
-            settings["second_dtype_items"] = sum(tw is not None and tw.input is not None for tw in twins)
+            settings["second_dtype_items"] = int(H2.shape[0])  # the paired items with a shortlist
     if not per_tag:  # nothing of the training list's tags is kept
         settings["per_tag"] = False
         tags, b, W, labelled = [], b[:0], W[:0], labelled[:0]
