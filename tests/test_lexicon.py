@@ -141,6 +141,38 @@ def test_alternatives_whose_words_are_absent_are_left_out():
     assert Prefiltered(r"(?i)ab|cd").for_text("AB").pattern == r"(?i)ab|cd"
 
 
+def test_a_name_template_finds_what_the_regex_written_for_the_name_finds():
+    """``{name}`` put in after the template was parsed: the same matches as the
+    pattern written out for those names, names with regex metacharacters included."""
+    import re
+
+    from engine.lexicon.prefilter import NameTemplate, Prefiltered
+
+    templates = [
+        r"(?:pip3?|uv)\s+install\s+{name}\b(?!\s*-)|npm\s+i\s+@?{name}\b",
+        r"^\s*(?:import\s+{name}\b|use\s+{name}(?:::|;)|#include\s+[<\"]{name})",
+        r"go\s+get\s+\S*/{name}\b|cargo\s+add\s+{name}\b",
+        r"\b{name}-{name}\b",
+        r"run\s+{name}?x",  # a quantified name: prepared per project, as before
+        r"\binstall\s+\w+\b(?!\s+{name})",  # no gate: any word would refuse "install foo bar"
+    ]
+    texts = [
+        "pip install c++ and npm i @node.js\nimport c++\nuse c++::x", "uv install foo-bar -x\ncargo add foo_bar",
+        "go get github.com/a/foo_bar now\n  #include <c++>", "foo_bar-foo-bar and c++-c++", "run x; run c++x",
+        "nothing of the kind", "pip install other", "install foo bar",
+    ]
+    for names in (("c++", "node.js"), ("foo-bar", "foo_bar"), ("x",)):
+        for template in map(NameTemplate, templates, [re.MULTILINE] * len(templates)):
+            written = Prefiltered(template.template.replace("{name}", "(?:" + "|".join(map(re.escape, names)) + ")"), re.MULTILINE)
+            for text in texts:
+                derived = template.for_names(names)  # one per README, as in the lexicon
+                assert derived.pattern == written.pattern
+                assert _spans(derived.for_text(text), text) == _spans(written.regex, text), (template.template, names, text)
+    # A text without the name, or without the template's other words, is not scanned.
+    pip = NameTemplate(templates[0]).for_names(("c++",))
+    assert pip.for_text("pip install other") is None and pip.for_text("c++ is a language") is None
+
+
 def test_cut_regexes_find_what_the_whole_regexes_find():
     """Exactly the same matches, for every default-pack regex (``{name}`` ones too), on
     every rule example and every dev README (when ``../shared`` is there)."""
@@ -149,7 +181,7 @@ def test_cut_regexes_find_what_the_whole_regexes_find():
 
     from engine.lexicon.matchers import lowered_pattern, project_names
     from engine.lexicon.nlp import lower_same_length
-    from engine.lexicon.prefilter import Prefiltered
+    from engine.lexicon.prefilter import NameTemplate, Prefiltered
     from tests.conftest import SHARED
 
     pack = load_pack()
@@ -158,10 +190,11 @@ def test_cut_regexes_find_what_the_whole_regexes_find():
         texts += [json.loads(line)["text"] for line in (SHARED / "dev.jsonl").read_text(encoding="utf-8").splitlines()]
     patterns = [lowered_pattern(t.pattern) for r in pack.rules.values() for t in r.regexes]
     fixed = [Prefiltered(p, re.MULTILINE) for p in patterns if "{name}" not in p]
+    templates = [NameTemplate(p, re.MULTILINE) for p in patterns if "{name}" in p]
     cut = matched = 0
     for text in map(lower_same_length, texts):
-        names = "(?:" + "|".join(map(re.escape, project_names(segment_readme(text).title) or ["x"])) + ")"
-        named = [Prefiltered(p.replace("{name}", names), re.MULTILINE) for p in patterns if "{name}" in p]
+        # ``{name}`` regexes as the lexicon makes them: prepared once, names put in.
+        named = [t.for_names(tuple(project_names(segment_readme(text).title) or ["x"])) for t in templates]
         for pre in fixed + named:
             rx = pre.for_text(text)
             assert _spans(rx, text) == _spans(pre.regex, text), (pre.pattern, text[:80])

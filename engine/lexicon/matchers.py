@@ -14,7 +14,7 @@ from spacy.tokens import Doc
 
 from engine.lexicon.described import described_rules
 from engine.lexicon.nlp import get_nlp, lower_same_length, span_offsets
-from engine.lexicon.prefilter import Occurrences, Prefiltered
+from engine.lexicon.prefilter import NameTemplate, Occurrences, Prefiltered
 from engine.rules import RulePack, TagRule
 from engine.rules.schema import Term
 from engine.taxonomy import Tag, Taxonomy
@@ -70,7 +70,7 @@ class CompiledRules:
         # (~4 ms is typical): a backstop for patterns the load-time check cannot judge.
         self.regex_budget = REGEX_BUDGET_S
         self.timed_out: list[str] = []  # regexes cut short on the last document
-        self.name_regexes: list[tuple[str, TermInfo]] = []  # lowered templates with {name}
+        self.name_regexes: list[tuple[NameTemplate, TermInfo]] = []  # lowered, with {name}
         self._for_names: dict[tuple[str, ...], list[tuple[Prefiltered, TermInfo]]] = {}
         self.terms: dict[str, TermInfo] = {}
         self.rules: dict[str, TagRule] = {}
@@ -121,7 +121,7 @@ class CompiledRules:
         for r in rule.regexes:
             info = TermInfo(tag.name, "regex", r.pattern, r.weight, frozenset(r.where) if r.where else None)
             if "{name}" in r.pattern:
-                self.name_regexes.append((lowered_pattern(r.pattern), info))
+                self.name_regexes.append((NameTemplate(lowered_pattern(r.pattern), re.MULTILINE), info))
             else:
                 self.regexes.append((Prefiltered(lowered_pattern(r.pattern), re.MULTILINE), info))
         for i, neg in enumerate(rule.negatives):
@@ -182,8 +182,8 @@ class CompiledRules:
         """``{name}`` templates compiled for one project's names (once per name set)."""
         hit = self._for_names.get(names)
         if hit is None:
-            alt = "(?:" + "|".join(re.escape(n.lower()) for n in names) + ")"
-            hit = [(Prefiltered(t.replace("{name}", alt), re.MULTILINE), i) for t, i in self.name_regexes]
+            lowered = tuple(n.lower() for n in names)
+            hit = [(t.for_names(lowered), i) for t, i in self.name_regexes]
             if len(self._for_names) >= 4096:
                 self._for_names.clear()
             self._for_names[names] = hit
