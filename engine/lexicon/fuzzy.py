@@ -36,6 +36,11 @@ class FuzzyNames:
         kept = [(v, i) for v, i in vocab if len(v) >= MIN_LEN]
         self.choices = [v for v, _ in kept]
         self.infos = [i for _, i in kept]
+        # A near miss keeps its first letter (``_accept``): each query is scored only
+        # against the names that share it, ~1/20 of the vocabulary.
+        self._by_initial: dict[str, list[int]] = {}
+        for c, v in enumerate(self.choices):
+            self._by_initial.setdefault(v[0], []).append(c)
         self._known: dict[str, tuple[tuple[int, float], ...]] = {}
         self._near: dict[str, tuple[tuple[int, float], ...]] = {}  # the known queries with near misses
 
@@ -86,13 +91,20 @@ class FuzzyNames:
             if len(self._known) + len(new) > CACHE_LIMIT:
                 self._known.clear()
                 self._near.clear()
-            matrix = process.cdist(new, self.choices, scorer=fuzz.ratio, score_cutoff=CUTOFF, workers=1)
             found: dict[int, list[tuple[int, float]]] = {}
-            rows, cols = matrix.nonzero()
-            for r, c in zip(rows.tolist(), cols.tolist()):
-                score = self._accept(new[r], self.choices[c], float(matrix[r, c]) / 100.0)
-                if score:
-                    found.setdefault(r, []).append((c, score))
+            groups: dict[str, list[int]] = {}
+            for r, q in enumerate(new):
+                if q[0] in self._by_initial:
+                    groups.setdefault(q[0], []).append(r)
+            for initial, rows_of in groups.items():
+                cols_of = self._by_initial[initial]
+                matrix = process.cdist([new[r] for r in rows_of], [self.choices[c] for c in cols_of],
+                                       scorer=fuzz.ratio, score_cutoff=CUTOFF, workers=1)
+                rows, cols = matrix.nonzero()  # row-major: each query's names in vocabulary order
+                for r, c, s in zip(rows.tolist(), cols.tolist(), matrix[rows, cols].tolist()):
+                    score = self._accept(new[rows_of[r]], self.choices[cols_of[c]], float(s) / 100.0)
+                    if score:
+                        found.setdefault(rows_of[r], []).append((cols_of[c], score))
             for r, q in enumerate(new):
                 self._known[q] = tuple(found.get(r, ()))
                 if r in found:

@@ -8,12 +8,13 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc
 
 from engine.lexicon.described import described_rules
-from engine.lexicon.nlp import get_nlp, lower_same_length, span_offsets
+from engine.lexicon.nlp import get_nlp, lower_same_length, token_offsets
 from engine.lexicon.prefilter import NameTemplate, Occurrences, Prefiltered
 from engine.rules import RulePack, TagRule
 from engine.rules.schema import Term
@@ -36,8 +37,8 @@ class TermInfo:
         object.__setattr__(self, "rule", f"{self.kind}:{self.label}")
 
 
-@dataclass(frozen=True)
-class Hit:
+class Hit(NamedTuple):
+    """One match of one term: a tuple, as a README with a learned pack makes ~2k."""
     term: TermInfo
     start: int
     end: int
@@ -140,8 +141,9 @@ class CompiledRules:
         hits: list[Hit] = []
         # Lemma and surface matchers mostly find the same spans: each counts once here.
         matches = dict.fromkeys([*self.phrases(doc), *self.surface(doc), *(self.tokens(doc) if len(self.tokens) else ())])
-        for mid, s, e in matches:
-            hits.append(Hit(self.terms[strings[mid]], *span_offsets(doc, s, e)))
+        starts, ends = token_offsets(doc)
+        terms = self.terms
+        hits += [Hit(terms[strings[mid]], starts[s], ends[e - 1]) for mid, s, e in matches]
         regexes = self.regexes
         if project_names and self.name_regexes:
             regexes = regexes + self._name_regexes(tuple(project_names))
@@ -175,7 +177,7 @@ class CompiledRules:
                 # what they found so far (the README says so; the tests bound it).
                 self.timed_out.append(info.label)
 
-        negs = [Hit(self.terms[strings[mid]], *span_offsets(doc, s, e)) for mid, s, e in self.negatives(doc)]
+        negs = [Hit(terms[strings[mid]], starts[s], ends[e - 1]) for mid, s, e in self.negatives(doc)]
         return hits, negs
 
     def _name_regexes(self, names: tuple[str, ...]) -> list[tuple[Prefiltered, TermInfo]]:

@@ -58,10 +58,10 @@ class WordTokenizer:
 _OFFSETS = "tagsmith_idx"
 
 
-def span_offsets(doc: Doc, start: int, end: int) -> tuple[int, int]:
-    """Character range of tokens ``start:end`` in the text the doc was made from."""
-    starts, ends = doc.user_data[_OFFSETS]  # set by WordTokenizer, which makes every Doc here
-    return starts[start], ends[end - 1]
+def token_offsets(doc: Doc) -> tuple[list[int], list[int]]:
+    """Each token's start and end character in the text the doc was made from: tokens
+    ``s:e`` span ``starts[s]:ends[e - 1]``."""
+    return doc.user_data[_OFFSETS]  # set by WordTokenizer, which makes every Doc here
 
 
 class LookupLemmas:

@@ -111,8 +111,11 @@ class Lexicon:
         raw: dict[str, float] = defaultdict(float)
         evidence: dict[str, list[Evidence]] = defaultdict(list)
         for (tag, _), evs in per_term.items():
-            ws = sorted((e.weight for e in evs), reverse=True)
-            raw[tag] += ws[0] + REPEAT_SHARE * math.log1p(sum(ws[1:]))
+            if len(evs) == 1:  # most terms hit once: the same sum, without the sort
+                raw[tag] += evs[0].weight + REPEAT_SHARE * 0.0
+            else:
+                ws = sorted((e.weight for e in evs), reverse=True)
+                raw[tag] += ws[0] + REPEAT_SHARE * math.log1p(sum(ws[1:]))
             evidence[tag].extend(evs)
         notes: dict[str, list[str]] = defaultdict(list)
         for tag in list(raw):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from engine.lexicon.nlp import get_nlp, lower_same_length, span_offsets
+from engine.lexicon.nlp import get_nlp, lower_same_length, token_offsets
 from engine.lexicon.readme import URL_SPANS, segment_readme
 
 PROSE = frozenset(("title", "tagline", "intro", "heading", "body", "list"))
@@ -42,9 +42,10 @@ def doc_terms(text: str, keep_lines: bool = False) -> DocTerms:
     terms: set[str] = set()
     lines: dict[str, str] = {}
     prev: str | None = None
+    starts = token_offsets(doc)[0]
     for i, tok in enumerate(doc):
         lemma = tok.lemma_
-        start = span_offsets(doc, i, i + 1)[0]
+        start = starts[i]
         kind = seg.section_at(start).kind
         if kind not in PROSE or not _WORDLIKE.match(lemma) or len(lemma) < 2:
             prev = None

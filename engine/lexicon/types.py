@@ -17,6 +17,14 @@ class Evidence:
     weight: float  # contribution before saturation (0 for vetoed hits)
     vetoed_by: str | None = None
 
+    def __init__(self, tag: str, rule: str, text: str, start: int, end: int, section: str, weight: float,
+                 vetoed_by: str | None = None) -> None:
+        # The generated __init__ of a frozen dataclass sets each field through
+        # object.__setattr__; a learned pack makes ~1,800 of these per README, and that
+        # was a third of scoring. Filling __dict__ at once keeps the instance frozen.
+        self.__dict__.update(tag=tag, rule=rule, text=text, start=start, end=end, section=section, weight=weight,
+                             vetoed_by=vetoed_by)
+
     def to_dict(self) -> dict:
         d = {"tag": self.tag, "rule": self.rule, "text": self.text, "start": self.start, "end": self.end,
              "section": self.section, "weight": self.weight}
