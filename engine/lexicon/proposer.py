@@ -14,6 +14,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from operator import attrgetter
 
 from engine.lexicon.fuzzy import FuzzyNames
 from engine.lexicon.matchers import CompiledRules, Hit, project_names
@@ -80,20 +81,24 @@ class Lexicon:
         text = doc.text
         doc_len = max(len(text), 1)
         segments = doc.segments
-        n_seg, i = len(segments), -1
-        seg_end, seg_kind, seg_w = -1, "body", WEIGHTS["body"]
-        for h in sorted(hits, key=_hit_order):
-            info, start, end = h.term, h.start, h.end
+        starts = [seg.start for seg in segments] + [math.inf]
+        i = -1
+        next_start = starts[0]
+        body_w = WEIGHTS["body"]
+        seg_end, seg_kind, seg_w = -1, "body", body_w
+        seen_add = seen.add
+        for info, start, end in _in_order(hits):
             tag = info.tag
             key = (tag, start, end)
             if key in seen:  # the same span via two terms of one tag counts once
                 continue
-            seen.add(key)
-            while i + 1 < n_seg and segments[i + 1].start <= start:  # hits come sorted by start
+            seen_add(key)
+            while start >= next_start:  # hits come sorted by start
                 i += 1
                 seg_end, seg_kind = segments[i].end, segments[i].kind
                 seg_w = WEIGHTS.get(seg_kind, 1.0)
-            kind, section_w = (seg_kind, seg_w) if i >= 0 and start < seg_end else ("body", WEIGHTS["body"])
+                next_start = starts[i + 1]
+            kind, section_w = (seg_kind, seg_w) if i >= 0 and start < seg_end else ("body", body_w)
             if info.where is not None:
                 if kind not in info.where:
                     continue
@@ -114,7 +119,7 @@ class Lexicon:
             if len(evs) == 1:  # most terms hit once: the same sum, without the sort
                 raw[tag] += evs[0].weight + REPEAT_SHARE * 0.0
             else:
-                ws = sorted((e.weight for e in evs), reverse=True)
+                ws = sorted([e.weight for e in evs], reverse=True)
                 raw[tag] += ws[0] + REPEAT_SHARE * math.log1p(sum(ws[1:]))
             evidence[tag].extend(evs)
         notes: dict[str, list[str]] = defaultdict(list)
@@ -192,8 +197,18 @@ def _collector_paused() -> Iterator[None]:
                 gc.enable()
 
 
-def _hit_order(h: Hit) -> tuple[int, int, str, str]:
-    return (h.start, -h.end, h.term.kind, h.term.label)
+_KIND_LABEL = attrgetter("term.kind", "term.label")
+_END = attrgetter("end")
+_START = attrgetter("start")
+
+
+def _in_order(hits: list[Hit]) -> list[Hit]:
+    """Hits by start, longest first, then by term kind and label: three stable sorts
+    on C-level keys, the order of one sort on (start, -end, kind, label)."""
+    out = sorted(hits, key=_KIND_LABEL)
+    out.sort(key=_END, reverse=True)  # reverse keeps equal keys in their order
+    out.sort(key=_START)
+    return out
 
 
 def _outside(hits: list[Hit], spans: list[tuple[int, int]]) -> list[Hit]:
