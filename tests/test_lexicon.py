@@ -71,6 +71,38 @@ def test_fuzzy_hits_sit_on_the_words_finditer_finds():
     assert any(label.startswith("postgress rocks~") for _, _, label in got)  # word pairs too
 
 
+def test_fuzzy_lookup_by_first_letter_finds_what_scoring_every_name_finds():
+    """Queries are scored only against names that share their first letter: the near
+    misses, their names' order and scores are those of scoring the whole vocabulary."""
+    import random
+
+    from rapidfuzz import fuzz, process
+
+    from engine.lexicon.fuzzy import CUTOFF, FuzzyNames
+    from engine.lexicon.matchers import TermInfo
+
+    rng = random.Random(7)
+    letters = "abcdeknpst"
+
+    def word(n: int) -> str:
+        return "".join(rng.choice(letters) for _ in range(n))
+
+    names = sorted({word(rng.randint(5, 10)) for _ in range(300)})
+    names += [n[:-1] + "z" for n in names[:40]] + ["web assembly", "post gres"]
+    fuzzy = FuzzyNames([(n, TermInfo("t", "alias", n, 1.0, None)) for n in names])
+    queries = {word(rng.randint(3, 11)) for _ in range(2000)} | {n[:-1] for n in names} | {n + "s" for n in names}
+    queries |= {"webassembly", "postgres", "x"}
+    got = fuzzy._lookup(queries)
+    matrix = process.cdist(sorted(queries), fuzzy.choices, scorer=fuzz.ratio, score_cutoff=CUTOFF, workers=1)
+    want = {}
+    for r, q in enumerate(sorted(queries)):
+        found = tuple((c, s) for c in range(len(fuzzy.choices))
+                      if (s := FuzzyNames._accept(q, fuzzy.choices[c], float(matrix[r, c]) / 100.0)))
+        if found:
+            want[q] = found
+    assert got == want and len(want) > 100
+
+
 def test_addresses_are_no_evidence_but_words_beside_them_are():
     tax = Taxonomy.from_names(["http", "k8s"])
     lex = Lexicon(load_pack(), tax)
