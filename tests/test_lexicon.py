@@ -187,11 +187,12 @@ def test_a_name_template_finds_what_the_regex_written_for_the_name_finds():
         r"\b{name}-{name}\b",
         r"run\s+{name}?x",  # a quantified name: prepared per project, as before
         r"\binstall\s+\w+\b(?!\s+{name})",  # no gate: any word would refuse "install foo bar"
+        r"x[{name}]y|\[{name}\]",  # no gate inside a class (nonsense, but a pack may say it)
     ]
     texts = [
         "pip install c++ and npm i @node.js\nimport c++\nuse c++::x", "uv install foo-bar -x\ncargo add foo_bar",
         "go get github.com/a/foo_bar now\n  #include <c++>", "foo_bar-foo-bar and c++-c++", "run x; run c++x",
-        "nothing of the kind", "pip install other", "install foo bar",
+        "nothing of the kind", "pip install other", "install foo bar", "x(y and [c++]",
     ]
     for names in (("c++", "node.js"), ("foo-bar", "foo_bar"), ("x",)):
         for template in map(NameTemplate, templates, [re.MULTILINE] * len(templates)):

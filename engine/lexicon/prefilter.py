@@ -322,9 +322,10 @@ class NameTemplate:
         self.template = template
         self.flags = flags
         marked = template.replace("{name}", PLACEHOLDER)
-        # "{name}?" would make only the marker optional, not the whole name: such a
+        # "{name}?" would make only the marker optional, not the whole name, and in
+        # "[{name}]" the marker is one member of a class (``_odd_site``): such a
         # template is prepared per project, as before.
-        self._shape = None if _QUANTIFIED.search(marked) else Prefiltered(marked, flags)
+        self._shape = None if _QUANTIFIED.search(marked) or _odd_site(template) else Prefiltered(marked, flags)
         # The template with any name-like word for the name: compiled once, it scans a
         # README before the project's own regex is compiled for it, which it can then
         # skip when no match is possible (~2 in 3 on dev: "pip install <any>" is rarer
@@ -369,6 +370,30 @@ def _widens(marked: str, flags: int) -> bool:
         return True
 
     return ok(parsed, False)
+
+
+def _odd_site(template: str) -> bool:
+    """Whether some ``{name}`` is not a plain part of the pattern: inside a character
+    class (``[{name}]``, where the names are characters of the class) or escaped."""
+    i, inside, plain = 0, False, 0
+    while i < len(template):
+        c = template[i]
+        if c == "\\":
+            i += 2
+            continue
+        if inside:
+            if c == "]":
+                inside = False
+        elif c == "[":
+            inside = True
+            i += 1
+            i += template.startswith("^", i)
+            i += template.startswith("]", i)  # a leading "]" is a member
+            continue
+        elif template.startswith("{name}", i):
+            plain += 1
+        i += 1
+    return plain != template.count("{name}")
 
 
 def _subpatterns(av) -> list:
