@@ -328,8 +328,8 @@ class NameTemplate:
         self._shape = None if _QUANTIFIED.search(marked) or _odd_site(template) else Prefiltered(marked, flags)
         # The template with any name-like word for the name: compiled once, it scans a
         # README before the project's own regex is compiled for it, which it can then
-        # skip when no match is possible (~2 in 3 on dev: "pip install <any>" is rarer
-        # than a README holding its own name).
+        # skip when no match is possible (6 in 10 tries on dev: "pip install <any>" is
+        # rarer than a README holding its own name).
         self._any_name = (Prefiltered(template.replace("{name}", ANY_NAME), flags)
                           if self._shape is not None and _widens(marked, flags) else None)
 
