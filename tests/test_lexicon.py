@@ -178,6 +178,7 @@ def test_a_name_template_finds_what_the_regex_written_for_the_name_finds():
     pattern written out for those names, names with regex metacharacters included."""
     import re
 
+    from engine.lexicon import prefilter
     from engine.lexicon.prefilter import NameTemplate, Prefiltered
 
     templates = [
@@ -201,6 +202,15 @@ def test_a_name_template_finds_what_the_regex_written_for_the_name_finds():
                 derived = template.for_names(names)  # one per README, as in the lexicon
                 assert derived.pattern == written.pattern
                 assert _spans(derived.for_text(text), text) == _spans(written.regex, text), (template.template, names, text)
+    # A gate out of time lets the project's own regex compile and scan: the same matches.
+    prefilter.GATE_TIMEOUT_S, was = 0.0, prefilter.GATE_TIMEOUT_S
+    try:
+        for template in map(NameTemplate, templates, [re.MULTILINE] * len(templates)):
+            for text in texts:
+                written = Prefiltered(template.template.replace("{name}", "(?:c\\+\\+)"), re.MULTILINE)
+                assert _spans(template.for_names(("c++",)).for_text(text), text) == _spans(written.regex, text)
+    finally:
+        prefilter.GATE_TIMEOUT_S = was
     # A text without the name, or without the template's other words, is not scanned.
     pip = NameTemplate(templates[0]).for_names(("c++",))
     assert pip.for_text("pip install other") is None and pip.for_text("c++ is a language") is None
