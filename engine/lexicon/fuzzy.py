@@ -102,7 +102,7 @@ class FuzzyNames:
                                        scorer=fuzz.ratio, score_cutoff=CUTOFF, workers=1)
                 rows, cols = matrix.nonzero()  # row-major: each query's names in vocabulary order
                 for r, c, s in zip(rows.tolist(), cols.tolist(), matrix[rows, cols].tolist()):
-                    score = self._accept(new[rows_of[r]], self.choices[cols_of[c]], float(s) / 100.0)
+                    score = self._accept(new[rows_of[r]], self.choices[cols_of[c]], s / 100.0)
                     if score:
                         found.setdefault(rows_of[r], []).append((cols_of[c], score))
             for r, q in enumerate(new):

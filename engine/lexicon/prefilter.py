@@ -144,10 +144,7 @@ def _parse(p: str) -> _Alternation:
                 buf.append(p[pos:end])
                 pos = end
             elif c == "[":
-                end = pos + 1 + (p[pos + 1] == "^")
-                end += p[end] == "]"  # a leading "]" is a literal
-                while p[end] != "]":
-                    end += 2 if p[end] == "\\" else 1
+                end = _class_end(p, pos)
                 buf.append(p[pos:end + 1])
                 pos = end + 1
             elif c == "(":
@@ -173,6 +170,16 @@ def _parse(p: str) -> _Alternation:
     if pos != len(p):
         raise _Unsupported("unbalanced parenthesis")
     return tree
+
+
+def _class_end(p: str, pos: int) -> int:
+    """The index of the "]" closing the character class that opens at ``p[pos]``
+    (IndexError when it is unclosed)."""
+    end = pos + 1 + (p[pos + 1] == "^")
+    end += p[end] == "]"  # a leading "]" is a member
+    while p[end] != "]":
+        end += 2 if p[end] == "\\" else 1
+    return end
 
 
 def _render_seq(seq: list[str | _Group], kept: tuple[bool, ...] | None) -> str:
@@ -375,24 +382,18 @@ def _widens(marked: str, flags: int) -> bool:
 def _odd_site(template: str) -> bool:
     """Whether some ``{name}`` is not a plain part of the pattern: inside a character
     class (``[{name}]``, where the names are characters of the class) or escaped."""
-    i, inside, plain = 0, False, 0
-    while i < len(template):
-        c = template[i]
-        if c == "\\":
-            i += 2
-            continue
-        if inside:
-            if c == "]":
-                inside = False
-        elif c == "[":
-            inside = True
-            i += 1
-            i += template.startswith("^", i)
-            i += template.startswith("]", i)  # a leading "]" is a member
-            continue
-        elif template.startswith("{name}", i):
-            plain += 1
-        i += 1
+    i, plain = 0, 0
+    try:
+        while i < len(template):
+            if template[i] == "\\":
+                i += 2
+            elif template[i] == "[":
+                i = _class_end(template, i) + 1
+            else:
+                plain += template.startswith("{name}", i)
+                i += 1
+    except IndexError:  # an unclosed class: no regex to prepare
+        return True
     return plain != template.count("{name}")
 
 

@@ -117,7 +117,7 @@ class Lexicon:
         evidence: dict[str, list[Evidence]] = defaultdict(list)
         for (tag, _), evs in per_term.items():
             if len(evs) == 1:  # most terms hit once: the same sum, without the sort
-                raw[tag] += evs[0].weight + REPEAT_SHARE * 0.0
+                raw[tag] += evs[0].weight
             else:
                 ws = sorted([e.weight for e in evs], reverse=True)
                 raw[tag] += ws[0] + REPEAT_SHARE * math.log1p(sum(ws[1:]))
