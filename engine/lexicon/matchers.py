@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc
 
 from engine.lexicon.described import described_rules
+from engine.lexicon.hits import Hit, HitTable, TermInfo, TermTable
 from engine.lexicon.nlp import get_nlp, lower_same_length, token_offsets
 from engine.lexicon.prefilter import NameTemplate, Occurrences, Prefiltered
 from engine.rules import RulePack, TagRule
@@ -22,26 +21,6 @@ from engine.taxonomy import Tag, Taxonomy
 
 
 REGEX_BUDGET_S = 1.0
-
-
-@dataclass(frozen=True)
-class TermInfo:
-    tag: str  # exact taxonomy name
-    kind: str  # alias | phrase | pattern | regex | name
-    label: str  # human-readable term, for evidence
-    weight: float
-    where: frozenset[str] | None
-    rule: str = field(init=False, repr=False, compare=False)  # "kind:label", as evidence names it
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "rule", f"{self.kind}:{self.label}")
-
-
-class Hit(NamedTuple):
-    """One match of one term: a tuple, as a README with a learned pack makes ~2k."""
-    term: TermInfo
-    start: int
-    end: int
 
 
 def _is_inflection(word: str, lemma: str) -> bool:
@@ -87,6 +66,8 @@ class CompiledRules:
                 self._add_rule(tag, rule)
             if tag.name in listed:
                 self._add_rule(tag, listed[tag.name], layer="list")
+        strings = nlp.vocab.strings
+        self.table = TermTable(list(self.terms.values()), [strings.add(mid) for mid in self.terms])
 
     def _id(self, tag: Tag, kind: str, n: int) -> str:
         return f"{tag.key}|{kind}|{n}"
@@ -130,9 +111,10 @@ class CompiledRules:
             self.terms[self._id(tag, "neg", i)] = TermInfo(tag.name, "negative", neg, 0.0, None)
 
     def run(self, doc: Doc, text: str, project_names: list[str] | None = None,
-            sections: list[tuple[int, int, str]] | None = None) -> tuple[list[Hit], list[Hit]]:
-        """All positive hits and all negative (veto) hits in ``doc`` (built from ``text``,
-        the lower-cased README: see ``lower_same_length``).
+            sections: list[tuple[int, int, str]] | None = None) -> tuple[HitTable, list[Hit]]:
+        """All positive hits (as columns: see ``engine/lexicon/hits.py``) and all
+        negative (veto) hits in ``doc`` (built from ``text``, the lower-cased README:
+        see ``lower_same_length``).
 
         ``sections`` (start, end, kind) lets a regex limited to some kinds scan only
         those stretches of the text instead of all of it.
@@ -143,7 +125,7 @@ class CompiledRules:
         matches = dict.fromkeys([*self.phrases(doc), *self.surface(doc), *(self.tokens(doc) if len(self.tokens) else ())])
         starts, ends = token_offsets(doc)
         terms = self.terms
-        hits += [Hit(terms[strings[mid]], starts[s], ends[e - 1]) for mid, s, e in matches]
+        table = HitTable.from_matches(self.table, list(matches), starts, ends)
         regexes = self.regexes
         if project_names and self.name_regexes:
             regexes = regexes + self._name_regexes(tuple(project_names))
@@ -178,7 +160,8 @@ class CompiledRules:
                 self.timed_out.append(info.label)
 
         negs = [Hit(terms[strings[mid]], starts[s], ends[e - 1]) for mid, s, e in self.negatives(doc)]
-        return hits, negs
+        table.add(hits)
+        return table, negs
 
     def _name_regexes(self, names: tuple[str, ...]) -> list[tuple[Prefiltered, TermInfo]]:
         """``{name}`` templates compiled for one project's names (once per name set)."""
