@@ -153,3 +153,24 @@ def test_round_half_rounds_as_python_does():
     # Guard the guard: without the fallback, plain rint differs on some of these values.
     plain = (np.rint(np.array(values) * 1e4) / 1e4).tolist()
     assert plain != [round(v, 4) for v in values]
+
+
+def test_evidence_lists_read_as_the_lists_they_stand_for():
+    """A candidate's EvidenceList: its length without making tuples, items and slices
+    as a list's, equal to the list, and a plain list when pickled."""
+    import pickle
+
+    doc = segment_readme(README)
+    for seed in range(40):
+        table, hits, negs = _random_case(random.Random(seed), doc)
+        _, evidence, _ = reference(hits, doc, negs)
+        for tag, evs in weigh(table, doc, negs).evidence.items():
+            want = evidence[tag]
+            assert len(evs) == len(want) and list(evs) == want and evs == want and want == evs
+            assert evs[0] == want[0] and evs[-1] == want[-1] and evs[1:3] == want[1:3] and evs[::-2] == want[::-2]
+            with pytest.raises(IndexError):
+                evs[len(want)]
+            assert sorted(evs, key=lambda e: -e.weight) == sorted(want, key=lambda e: -e.weight)
+            back = pickle.loads(pickle.dumps(evs))
+            assert type(back) is list and back == want
+            assert evs != want[:-1] and evs != "not evidence"

@@ -64,7 +64,7 @@ KINDS = ("all", "rules", "model")
 def candidate_features(cand: Candidate | None, rank: int, best: float, in_pick: bool, text_len: int, vote: float = 0.0) -> list[float]:
     """The evidence for one shortlisted tag, as numbers (names in ``FEATURES``): the
     rules', and the neighbours' ``vote`` (0 without labelled READMEs to ask)."""
-    ev = cand.evidence if cand else []
+    ev = list(cand.evidence) if cand else []  # read once: an EvidenceList makes its tuples per read
     first = min((e.start for e in ev), default=text_len) / max(text_len, 1)
     out = [
         cand.score if cand else 0.0,

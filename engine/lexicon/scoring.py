@@ -11,8 +11,8 @@ repeated 50 times in a changelog cannot outvote the tagline.
 The arithmetic is the per-hit loop's, operation for operation (numpy's float64 ``*``
 and ``/`` round as Python's do; ``round_half`` agrees with ``round(x, 4)`` on every
 value; sums run in Python, in the loop's order), so candidates, weights and
-explanations are the same bytes; only the ~1,900 ``Evidence`` objects a learned pack's
-README keeps are made in Python.
+explanations are the same bytes. No ``Evidence`` is made here: each candidate's is an
+``EvidenceList`` over the README's rows, made into tuples when it is read.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import numpy as np
 
 from engine.lexicon.hits import Hit, HitTable, TermInfo
 from engine.lexicon.readme import WEIGHTS, Document
-from engine.lexicon.types import Evidence
+from engine.lexicon.types import Evidence, EvidenceList, EvidenceRows
 
 NEGATIVE_WINDOW = 40  # characters: a negative phrase this close vetoes a hit
 REPEAT_SHARE = 0.35  # weight of log(1 + rest) for repeated hits of one term
@@ -36,7 +36,7 @@ class Weighed:
     the tag weight and relations), its evidence, and its vetoed hits."""
 
     raw: dict[str, float]
-    evidence: dict[str, list[Evidence]]
+    evidence: dict[str, EvidenceList]
     vetoed: dict[str, list[Evidence]]
 
 
@@ -65,13 +65,14 @@ def weigh(table: HitTable, doc: Document, negs: list[Hit]) -> Weighed:
             Evidence(info.tag, info.rule, doc.text[s:e], s, e, kinds[kind[j]], 0.0, negs[veto[j]].term.label))
     counted = veto < 0
     if counted.any():
-        _count(out, infos, doc.text, kinds, col["group"], term[counted], start[counted], end[counted], tag[counted],
+        _count(out, table.terms.infos, table.extra, doc.text, kinds, col["group"], term[counted], start[counted], end[counted], tag[counted],
                kind[counted], weight[counted])
     return out
 
 
-def _count(out: Weighed, infos: list[TermInfo], text: str, kinds: list[str], group_of_term: np.ndarray, term: np.ndarray,
-           start: np.ndarray, end: np.ndarray, tag: np.ndarray, kind: np.ndarray, weight: np.ndarray) -> None:
+def _count(out: Weighed, infos: list[TermInfo], extra: list[TermInfo], text: str, kinds: list[str],
+           group_of_term: np.ndarray, term: np.ndarray, start: np.ndarray, end: np.ndarray, tag: np.ndarray,
+           kind: np.ndarray, weight: np.ndarray) -> None:
     """Evidence and raw scores of the hits that count, into ``out``.
 
     Hits of one (tag, rule) form a group; groups are numbered in the order of their
@@ -88,15 +89,14 @@ def _count(out: Weighed, infos: list[TermInfo], text: str, kinds: list[str], gro
     tag_number[np.argsort(tag_first, kind="stable")] = np.arange(len(tags))
     group_tag = tag_number[np.searchsorted(tags, group_tag)]
     together = np.argsort(group_tag[group] * len(uniq) + group, kind="stable")
-    T, S, E = term[together].tolist(), start[together].tolist(), end[together].tolist()
-    K, W = kind[together].tolist(), weight[together].tolist()
-    new = tuple.__new__  # Evidence(...) without its Python-level __new__: ~2x faster
-    evs = [new(Evidence, (infos[t].tag, infos[t].rule, text[s:e], s, e, kinds[k], w, None)) for t, s, e, k, w in zip(T, S, E, K, W)]
+    rows = EvidenceRows(text, infos, extra, kinds, term[together], start[together], end[together], kind[together],
+                        weight[together])
+    W = rows.weight.tolist()
 
     # A group counts its strongest hit, and REPEAT_SHARE x log(1 + the rest's sum).
     sizes = np.bincount(group, minlength=len(uniq))
     laid = np.argsort(group_tag, kind="stable")  # the groups in the order ``together`` lays them out
-    place = np.empty(len(uniq), dtype=np.int64)  # each group's first row in ``evs``
+    place = np.empty(len(uniq), dtype=np.int64)  # each group's first row in ``rows``
     place[laid] = np.cumsum(sizes[laid]) - sizes[laid]
     value = [W[p] for p in place.tolist()]
     for j in np.flatnonzero(sizes > 1).tolist():
@@ -106,11 +106,13 @@ def _count(out: Weighed, infos: list[TermInfo], text: str, kinds: list[str], gro
     totals = [0.0] * len(tags)  # each tag's groups added in their order
     for t, v in zip(group_tag.tolist(), value):
         totals[t] += v
+    ends = np.cumsum(np.bincount(group_tag[group], minlength=len(tags)))
     a = 0
-    for t, n in enumerate(np.bincount(group_tag[group], minlength=len(tags)).tolist()):
-        out.raw[evs[a].tag] = totals[t]
-        out.evidence[evs[a].tag] = evs[a:a + n]
-        a += n
+    for t, (b, first) in enumerate(zip(ends.tolist(), rows.term[ends - 1].tolist())):
+        name = rows.info(first).tag
+        out.raw[name] = totals[t]
+        out.evidence[name] = EvidenceList(rows, a, b)
+        a = b
 
 
 def _where_allowed(rows: np.ndarray, limited: np.ndarray, term: np.ndarray, infos: list[TermInfo], kinds: list[str],

@@ -1,16 +1,22 @@
 """Results of the lexicon stage: candidates that carry their evidence."""
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from engine.lexicon.hits import TermInfo
 
 
 class Evidence(NamedTuple):
     """One reason for (or against) a tag: what matched, where, and how much it counted.
 
-    A tuple with named fields, not a dataclass: a learned pack's README keeps ~1,800 of
-    them, and a frozen dataclass cost ~4x as much to make and twice the objects for the
-    garbage collector to walk (its ``__dict__``). It is as immutable."""
+    A tuple with named fields, not a dataclass: a learned pack's README has ~1,800
+    pieces of evidence, and a frozen dataclass cost ~4x as much to make (and two
+    objects, with its ``__dict__``). It is as immutable."""
 
     tag: str
     rule: str  # e.g. "phrase:helm chart", "alias:kubernetes", "fuzzy:postgres~postgresql"
@@ -29,6 +35,75 @@ class Evidence(NamedTuple):
         return d
 
 
+class EvidenceRows:
+    """One README's counted hits as columns (numpy arrays), shared by the
+    ``EvidenceList`` of each of its candidates."""
+
+    __slots__ = ("text", "infos", "extra", "kinds", "term", "start", "end", "kind", "weight")
+
+    def __init__(self, text: str, infos: list[TermInfo], extra: list[TermInfo], kinds: list[str], term: np.ndarray,
+                 start: np.ndarray, end: np.ndarray, kind: np.ndarray, weight: np.ndarray) -> None:
+        self.text, self.infos, self.extra, self.kinds = text, infos, extra, kinds
+        self.term, self.start, self.end, self.kind, self.weight = term, start, end, kind, weight
+
+    def info(self, t: int) -> TermInfo:
+        """The term (a ``TermInfo``) of term index ``t``: the pack's, then the README's own."""
+        return self.infos[t] if t < len(self.infos) else self.extra[t - len(self.infos)]
+
+    def make(self, a: int, b: int) -> list[Evidence]:
+        """Rows ``a:b`` as ``Evidence`` tuples."""
+        text, kinds, info = self.text, self.kinds, self.info
+        new = tuple.__new__  # Evidence(...) without its Python-level __new__: ~2x faster
+        out = []
+        for t, s, e, k, w in zip(self.term[a:b].tolist(), self.start[a:b].tolist(), self.end[a:b].tolist(),
+                                 self.kind[a:b].tolist(), self.weight[a:b].tolist()):
+            i = info(t)
+            out.append(new(Evidence, (i.tag, i.rule, text[s:e], s, e, kinds[k], w, None)))
+        return out
+
+
+class EvidenceList(Sequence):
+    """A candidate's evidence as rows of its README's ``EvidenceRows``: a sequence of
+    ``Evidence`` made on each access and not kept.
+
+    A learned pack's README has ~1,800 pieces of evidence over ~90 candidates; as
+    tuples kept for the whole batch they were a tenth of the lexicon's time, half of it
+    in the garbage collector walking them. Rows in numpy arrays are not walked, and
+    most candidates' evidence is never read (the head and the prompt read the
+    shortlist's). Read it once into a list where it is read several times. Pickled, it
+    is a plain list."""
+
+    __slots__ = ("_rows", "_a", "_b")
+
+    def __init__(self, rows: EvidenceRows, a: int, b: int) -> None:
+        self._rows, self._a, self._b = rows, a, b
+
+    def __len__(self) -> int:
+        return self._b - self._a
+
+    def __getitem__(self, i: Any) -> Any:  # an int gives an Evidence, a slice a list
+        if isinstance(i, int):
+            j = range(self._a, self._b)[i]  # IndexError as a list's
+            return self._rows.make(j, j + 1)[0]
+        return self._rows.make(self._a, self._b)[i]
+
+    def __iter__(self) -> Iterator[Evidence]:
+        return iter(self._rows.make(self._a, self._b))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (list, tuple, EvidenceList)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+    def __reduce__(self) -> tuple:
+        return (list, (list(self),))
+
+
 @dataclass
 class Candidate:
     """A tag proposed by the lexicon, with a score in [0, 1) and its evidence."""
@@ -36,7 +111,7 @@ class Candidate:
     tag: str  # exact taxonomy name
     score: float
     raw: float
-    evidence: list[Evidence] = field(default_factory=list)
+    evidence: Sequence[Evidence] = field(default_factory=list)  # an EvidenceList from the lexicon
     vetoed: list[Evidence] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # implications, preferences applied
     admit: float | None = None  # the rule's admission score (see TagRule.admit)
