@@ -4,8 +4,8 @@ A learned pack's common words ("install", "server", "test") are phrases of sever
 tags each, so one README makes ~1,900 hits with one (~180 with the hand pack). As
 Python objects, one per hit, building, sorting and weighing them was the lexicon's
 largest cost. Here the matchers' output stays in numpy arrays (term index, start,
-end) from the match ids to the weights, and Python objects are made only for what a
-candidate keeps (its ``Evidence``).
+end) from the match ids to the weights (``engine/lexicon/scoring.py``), and what a
+candidate keeps stays rows too (``EvidenceList``), made into ``Evidence`` when read.
 
 ``TermTable`` holds what scoring needs of each term of a compiled pack, once: weight,
 tag, section filter, the (tag, rule) group its repeats saturate in, and its rank in the
