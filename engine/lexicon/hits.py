@@ -18,7 +18,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Callable, NamedTuple
+from typing import Callable, Collection, NamedTuple
 
 import numpy as np
 
@@ -56,7 +56,9 @@ class TermTable:
         self.group_ids: dict[tuple[str, str], int] = {}
         self._pairs = sorted({(t.kind, t.label) for t in infos})
         self._pair_rank = {p: float(r) for r, p in enumerate(self._pairs)}
-        self.columns = self._columns(infos, _numbering(self.tag_ids), _numbering(self.group_ids), self._pair_rank)
+        tags, groups = self.tag_ids, self.group_ids
+        self.columns = self._columns(infos, lambda k: tags.setdefault(k, len(tags)),
+                                     lambda k: groups.setdefault(k, len(groups)), self._pair_rank)
 
     @staticmethod
     def _columns(infos: list[TermInfo], tag: Callable[[str], int], group: Callable[[tuple[str, str]], int],
@@ -77,13 +79,13 @@ class TermTable:
             raise KeyError("a match id the pack did not register")
         return self._id_term[pos]
 
-    def extended(self, extra: list[TermInfo]) -> tuple[list[TermInfo], dict[str, np.ndarray], dict[str, int]]:
-        """Infos, columns and tag numbers with ``extra`` terms after the pack's. An
-        extra term shares its tag's number and its (tag, rule) group with the pack's
-        terms, and a (kind, label) the pack lacks ranks between its neighbours in
-        sorted order. Nothing of the table changes (threads share it)."""
+    def extended(self, extra: list[TermInfo]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+        """Columns and tag numbers with ``extra`` terms after the pack's. An extra term
+        shares its tag's number and its (tag, rule) group with the pack's terms, and a
+        (kind, label) the pack lacks ranks between its neighbours in sorted order.
+        Nothing of the table changes (threads share it)."""
         if not extra:
-            return self.infos, self.columns, self.tag_ids
+            return self.columns, self.tag_ids
         ranks = self._pair_rank
         new = sorted({(t.kind, t.label) for t in extra} - ranks.keys())
         if new:
@@ -94,26 +96,22 @@ class TermTable:
             for pos, ps in at.items():  # between rank pos - 1 and pos, in their own order
                 for j, p in enumerate(ps):
                     ranks[p] = pos - 1 + (j + 1) / (len(ps) + 1)
-        tags: dict[str, int] = {}
-        more = self._columns(extra, _numbering(self.tag_ids, tags), _numbering(self.group_ids, {}), ranks)
+        tag, tags = _numbering(self.tag_ids)
+        more = self._columns(extra, tag, _numbering(self.group_ids)[0], ranks)
         cols = {k: np.concatenate([v, more[k]]) for k, v in self.columns.items()}
-        return self.infos + extra, cols, {**self.tag_ids, **tags} if tags else self.tag_ids
+        return cols, {**self.tag_ids, **tags} if tags else self.tag_ids
 
 
-def _numbering(known: dict, new: dict | None = None) -> Callable:
-    """Numbers for keys: ``known``'s, else the next free one, remembered in ``new``
-    (or in ``known`` itself when ``new`` is None)."""
-    into = known if new is None else new
+def _numbering(known: dict) -> tuple[Callable, dict]:
+    """Numbers for keys: ``known``'s, else the next free ones, kept in the returned
+    dict (``known`` stays as it is)."""
+    new: dict = {}
 
     def number(key) -> int:
         n = known.get(key)
-        if n is None:
-            n = into.get(key)
-            if n is None:
-                n = into[key] = len(known) + (len(new) if new is not None else 0)
-        return n
+        return n if n is not None else new.setdefault(key, len(known) + len(new))
 
-    return number
+    return number, new
 
 
 class HitTable:
@@ -128,7 +126,7 @@ class HitTable:
         self._extra_index: dict[int, int] = {}
 
     @classmethod
-    def from_matches(cls, terms: TermTable, matches: list[tuple[int, int, int]], starts: list[int],
+    def from_matches(cls, terms: TermTable, matches: Collection[tuple[int, int, int]], starts: list[int],
                      ends: list[int]) -> "HitTable":
         """spaCy's (match id, first token, end token) triples, tokens at ``starts``/``ends``."""
         n = len(matches)
@@ -139,6 +137,11 @@ class HitTable:
 
     def __len__(self) -> int:
         return len(self.term)
+
+    def info(self, t: int) -> TermInfo:
+        """The term of term index ``t``: the pack's, then this README's own."""
+        base = len(self.terms.infos)
+        return self.terms.infos[t] if t < base else self.extra[t - base]
 
     def add(self, hits: list[Hit]) -> None:
         """Hits with any term (a regex's, a near miss's), after those already here."""
@@ -171,5 +174,4 @@ class HitTable:
 
     def hits(self) -> list[Hit]:
         """The rows as ``Hit`` tuples, in table order."""
-        infos = self.terms.infos + self.extra
-        return [Hit(infos[t], s, e) for t, s, e in zip(self.term.tolist(), self.start.tolist(), self.end.tolist())]
+        return [Hit(self.info(t), s, e) for t, s, e in zip(self.term.tolist(), self.start.tolist(), self.end.tolist())]

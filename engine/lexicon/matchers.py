@@ -125,7 +125,7 @@ class CompiledRules:
         matches = dict.fromkeys([*self.phrases(doc), *self.surface(doc), *(self.tokens(doc) if len(self.tokens) else ())])
         starts, ends = token_offsets(doc)
         terms = self.terms
-        table = HitTable.from_matches(self.table, list(matches), starts, ends)
+        table = HitTable.from_matches(self.table, matches, starts, ends)
         regexes = self.regexes
         if project_names and self.name_regexes:
             regexes = regexes + self._name_regexes(tuple(project_names))

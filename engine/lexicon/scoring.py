@@ -17,6 +17,7 @@ explanations are the same bytes. No ``Evidence`` is made here: each candidate's 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,14 +46,15 @@ def weigh(table: HitTable, doc: Document, negs: list[Hit]) -> Weighed:
     out = Weighed({}, {}, {})
     if not len(table):
         return out
-    infos, col, tag_ids = table.terms.extended(table.extra)
+    col, tag_ids = table.terms.extended(table.extra)
+    info = table.info
     # Hits by start, longest first, then by the term's (kind, label); stable.
     order = np.lexsort((col["rank"][table.term], -table.end, table.start))
     term, start, end = table.term[order], table.start[order], table.end[order]
     tag = col["tag"][term]
     rows = _first_per_tag_and_span(tag, start, end)
     kinds, kind, section_w = _sections(doc, start[rows])
-    rows, kind, section_w = _where_allowed(rows, col["where"], term, infos, kinds, kind, section_w)
+    rows, kind, section_w = _where_allowed(rows, col["where"], term, info, kinds, kind, section_w)
     term, start, end, tag = term[rows], start[rows], end[rows], tag[rows]
     # Later text is a little less about the project itself.
     position_w = 1.0 / (1.0 + 0.5 * start.astype(np.float64) / max(len(doc.text), 1))
@@ -60,17 +62,17 @@ def weigh(table: HitTable, doc: Document, negs: list[Hit]) -> Weighed:
 
     veto = _vetoes(tag_ids, tag, start, end, negs)
     for j in np.flatnonzero(veto >= 0).tolist():
-        info, s, e = infos[term[j]], int(start[j]), int(end[j])
-        out.vetoed.setdefault(info.tag, []).append(
-            Evidence(info.tag, info.rule, doc.text[s:e], s, e, kinds[kind[j]], 0.0, negs[veto[j]].term.label))
+        i, s, e = info(term[j]), int(start[j]), int(end[j])
+        out.vetoed.setdefault(i.tag, []).append(
+            Evidence(i.tag, i.rule, doc.text[s:e], s, e, kinds[kind[j]], 0.0, negs[veto[j]].term.label))
     counted = veto < 0
     if counted.any():
-        _count(out, table.terms.infos, table.extra, doc.text, kinds, col["group"], term[counted], start[counted], end[counted], tag[counted],
+        _count(out, info, doc.text, kinds, col["group"], term[counted], start[counted], end[counted], tag[counted],
                kind[counted], weight[counted])
     return out
 
 
-def _count(out: Weighed, infos: list[TermInfo], extra: list[TermInfo], text: str, kinds: list[str],
+def _count(out: Weighed, info: Callable[[int], TermInfo], text: str, kinds: list[str],
            group_of_term: np.ndarray, term: np.ndarray, start: np.ndarray, end: np.ndarray, tag: np.ndarray,
            kind: np.ndarray, weight: np.ndarray) -> None:
     """Evidence and raw scores of the hits that count, into ``out``.
@@ -89,7 +91,7 @@ def _count(out: Weighed, infos: list[TermInfo], extra: list[TermInfo], text: str
     tag_number[np.argsort(tag_first, kind="stable")] = np.arange(len(tags))
     group_tag = tag_number[np.searchsorted(tags, group_tag)]
     together = np.argsort(group_tag[group] * len(uniq) + group, kind="stable")
-    rows = EvidenceRows(text, infos, extra, kinds, term[together], start[together], end[together], kind[together],
+    rows = EvidenceRows(text, info, kinds, term[together], start[together], end[together], kind[together],
                         weight[together])
     W = rows.weight.tolist()
 
@@ -115,7 +117,7 @@ def _count(out: Weighed, infos: list[TermInfo], extra: list[TermInfo], text: str
         a = b
 
 
-def _where_allowed(rows: np.ndarray, limited: np.ndarray, term: np.ndarray, infos: list[TermInfo], kinds: list[str],
+def _where_allowed(rows: np.ndarray, limited: np.ndarray, term: np.ndarray, info: Callable[[int], TermInfo], kinds: list[str],
                    kind: np.ndarray, section_w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A term limited to some sections counts its own weight there (section weight 1)
     and nothing elsewhere: ``rows`` (a mask) without those hits, and their kind and
@@ -123,7 +125,7 @@ def _where_allowed(rows: np.ndarray, limited: np.ndarray, term: np.ndarray, info
     at = np.flatnonzero(rows)
     drop = []
     for j in np.flatnonzero(limited[term[at]]).tolist():
-        if kinds[kind[j]] in infos[term[at[j]]].where:
+        if kinds[kind[j]] in info(term[at[j]]).where:
             section_w[j] = 1.0
         else:
             drop.append(j)

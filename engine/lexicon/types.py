@@ -1,7 +1,7 @@
 """Results of the lexicon stage: candidates that carry their evidence."""
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -37,18 +37,15 @@ class Evidence(NamedTuple):
 
 class EvidenceRows:
     """One README's counted hits as columns (numpy arrays), shared by the
-    ``EvidenceList`` of each of its candidates."""
+    ``EvidenceList`` of each of its candidates; ``info`` gives a term index's term
+    (``HitTable.info``)."""
 
-    __slots__ = ("text", "infos", "extra", "kinds", "term", "start", "end", "kind", "weight")
+    __slots__ = ("text", "info", "kinds", "term", "start", "end", "kind", "weight")
 
-    def __init__(self, text: str, infos: list[TermInfo], extra: list[TermInfo], kinds: list[str], term: np.ndarray,
+    def __init__(self, text: str, info: Callable[[int], TermInfo], kinds: list[str], term: np.ndarray,
                  start: np.ndarray, end: np.ndarray, kind: np.ndarray, weight: np.ndarray) -> None:
-        self.text, self.infos, self.extra, self.kinds = text, infos, extra, kinds
+        self.text, self.info, self.kinds = text, info, kinds
         self.term, self.start, self.end, self.kind, self.weight = term, start, end, kind, weight
-
-    def info(self, t: int) -> TermInfo:
-        """The term (a ``TermInfo``) of term index ``t``: the pack's, then the README's own."""
-        return self.infos[t] if t < len(self.infos) else self.extra[t - len(self.infos)]
 
     def make(self, a: int, b: int) -> list[Evidence]:
         """Rows ``a:b`` as ``Evidence`` tuples."""
