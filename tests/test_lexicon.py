@@ -248,6 +248,57 @@ def test_cut_regexes_find_what_the_whole_regexes_find():
     assert cut >= 100 and matched >= 50  # (the rule examples alone: 275 cut, 63 matched)
 
 
+def test_ascii_phrases_matched_on_lemmas_alone_find_what_matching_both_ways_found(taxonomy, monkeypatch):
+    """A phrase the lemma matcher has is matched on its surface form too only when it
+    is not ASCII (``_surface_needed``): the matches, in order, are those of matching
+    every phrase both ways. The default pack's phrases and names with inflections,
+    symbols and characters whose case changes length, over the rule examples, a text
+    written for those, and the dev READMEs (when ``../shared`` is there)."""
+    import json
+
+    from engine.lexicon import matchers
+    from engine.lexicon.nlp import get_nlp, lower_same_length
+    from tests.conftest import SHARED
+
+    pack = load_pack()
+    names = ["İstanbul maps", "straße tools", "Café Tools", "c++ builds", "helm charts", "node.js crossing", "ai models"]
+    tax = Taxonomy.from_names([*taxonomy.names, *names])
+    odd = ("İSTANBUL MAPS, i̇stanbul maps, istanbul maps; STRASSE tools, straße Tools; CAFÉ TOOLS, café tools; "
+           "C++ Builds, c++ build; Helm Charts, helm chart; Node.js crossings, node.js crossing; AI models, ai model, has")
+    texts = [README, odd] + [t for r in pack.rules.values() for t in r.examples.match + r.examples.no_match]
+    if (SHARED / "dev.jsonl").exists():
+        texts += [json.loads(line)["text"] for line in (SHARED / "dev.jsonl").read_text(encoding="utf-8").splitlines()]
+    cut = matchers.CompiledRules(pack, tax)
+    monkeypatch.setattr(matchers, "_surface_needed", lambda pattern, by_lemma: True)
+    both = matchers.CompiledRules(pack, tax)
+    assert len(cut.surface) < len(both.surface) // 10
+    nlp, seen = get_nlp(), 0
+    for text in texts:
+        doc = nlp(lower_same_length(text))
+        found = list(dict.fromkeys([*cut.phrases(doc), *cut.surface(doc)]))
+        assert found == list(dict.fromkeys([*both.phrases(doc), *both.surface(doc)])), text[:80]
+        seen += len(found)
+    assert seen >= 200
+
+
+def test_a_token_pattern_reads_its_attributes_on_words_met_before_and_after(tmp_path):
+    """New words get LOWER only (``engine/lexicon/nlp.py``); a pack whose token
+    patterns read flags and shapes brings those back, for words the vocabulary met
+    before the pack was compiled as for new ones."""
+    from engine.lexicon.nlp import get_nlp
+
+    before = "release 20250731 of qx9 sensors"
+    get_nlp()(before)  # its words met now (with LOWER only, unless a pack brought more back)
+    (tmp_path / "p.yaml").write_text(
+        "rules:\n  - tag: iot\n    patterns:\n      - pattern: [{IS_DIGIT: true}, {LOWER: of}]\n"
+        "      - pattern: [{SHAPE: xxd}, {LEMMA: sensor}]\n", encoding="utf-8")
+    lex = Lexicon(load_pack(tmp_path), Taxonomy.from_names(["iot"]))
+    for text, words in ((before, {"20250731 of", "qx9 sensors"}), ("build 77123456 of zq4 sensors", {"77123456 of", "zq4 sensors"})):
+        (iot,) = lex.propose(text)
+        assert {e.text for e in iot.evidence} == words
+    assert get_nlp()(before)[1].is_digit
+
+
 def test_the_collector_comes_back_as_it_was(taxonomy):
     """The lexicon pauses the cyclic collector per README (a speed measure): whatever
     the caller had, enabled or disabled, is what the caller gets back, errors included."""

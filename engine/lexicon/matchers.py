@@ -13,7 +13,7 @@ from spacy.tokens import Doc
 
 from engine.lexicon.described import described_rules
 from engine.lexicon.hits import Hit, HitTable, TermInfo, TermTable
-from engine.lexicon.nlp import get_nlp, lower_same_length, token_offsets
+from engine.lexicon.nlp import get_nlp, lower_same_length, require_lex_attrs, token_offsets
 from engine.lexicon.prefilter import NameTemplate, Occurrences, Prefiltered
 from engine.rules import RulePack, TagRule
 from engine.rules.schema import Term
@@ -31,6 +31,19 @@ def _is_inflection(word: str, lemma: str) -> bool:
     """
     n = min(len(word), 3)
     return word[:n] == lemma[:n]
+
+
+def _surface_needed(pattern: Doc, by_lemma: bool) -> bool:
+    """Whether a phrase must be matched on its surface form too: unless the lemma
+    matcher has it (``by_lemma``) and it is ASCII, as most phrases are.
+
+    An ASCII phrase's surface matches are lemma matches of it on the same spans: texts
+    and phrases are lowered alike (``lower_same_length``, which keeps only characters
+    whose lower case is longer, and none of those lowers to ASCII), so a README token
+    whose LOWER is an ASCII word is that very word, and a lemma depends on the word
+    alone. Matching such phrases twice made ~1,400 duplicate matches per README with a
+    learned pack."""
+    return not (by_lemma and pattern.text.isascii())
 
 
 class CompiledRules:
@@ -77,9 +90,11 @@ class CompiledRules:
         mid = self._id(tag, kind, n)
         self.terms[mid] = info
         pattern = self.nlp(lower_same_length(term.text))
-        self.surface.add(mid, [pattern])
-        if all(_is_inflection(t.text, t.lemma_) for t in pattern):
+        by_lemma = all(_is_inflection(t.text, t.lemma_) for t in pattern)
+        if by_lemma:
             self.phrases.add(mid, [pattern])
+        if _surface_needed(pattern, by_lemma):
+            self.surface.add(mid, [pattern])
         if kind in ("alias", "name", "list-alias"):
             self.fuzzy_vocab.append((term.text.lower(), info))
 
@@ -95,6 +110,8 @@ class CompiledRules:
             self._add_phrase(tag, alias, i, t)
         for i, t in enumerate(rule.phrases):
             self._add_phrase(tag, phrase, i, t)
+        if rule.patterns:  # the lexical attributes they read hold for every word
+            require_lex_attrs(p.pattern for p in rule.patterns)
         for i, p in enumerate(rule.patterns):
             mid = self._id(tag, "pattern", i)
             label = " ".join(str(list(d.values())[0]) for d in p.pattern)
