@@ -143,6 +143,30 @@ def test_train_learns_a_pack_cross_fitted_and_the_adapter_brings_it(tiny_dir, tm
     assert Tagger(load_pack(), mode="rules", adapter=str(out), model=str(tiny_dir)).pack_for(Taxonomy.from_names(tax)).digest == load_pack().digest
 
 
+def test_packs_learned_side_by_side_are_the_packs_learned_in_turn():
+    """``tagsmith train`` learns its fold packs and the final one on threads
+    (``packs._learn_side_by_side``): each is the YAML one learn after another gives, in
+    the subsets' order, and torch's thread count comes back as it was."""
+    import torch
+
+    from engine.mining import learn_rows, render, terms_of
+    from engine.training import packs
+
+    rows = synthetic(60, seed=3)
+    tax = Taxonomy.from_names([c["name"] for c in CODES])
+    golds = [r["tags"] for r in rows]
+    fold = packs.fold_of(len(rows), 3, 0)
+    subsets = [list(range(len(rows)))] + [[j for j in range(len(rows)) if fold[j] != f] for f in range(3)]
+    docs = terms_of(rows)
+    threads = torch.get_num_threads()
+    side = packs._learn_side_by_side(rows, golds, tax, docs, subsets)
+    assert torch.get_num_threads() == threads
+    turn = [learn_rows([rows[j] for j in k], [golds[j] for j in k], tax, docs=[docs[j] for j in k]) for k in subsets]
+    texts = [render(p, "x") for p in side]
+    assert texts == [render(p, "x") for p in turn]
+    assert len(set(texts)) == len(subsets) and side[0].items == len(rows)  # four different packs, the whole set's first
+
+
 def test_a_described_lists_shortlist_says_what_each_tag_means(real_lm):
     """The shortlist line of a described tag carries a gloss of its description, and the
     head's span covers name and gloss; a list of bare names gets the prompt it had."""

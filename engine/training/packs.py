@@ -66,7 +66,7 @@ def learn_packs(rows: Sequence[dict[str, Any]], golds: Sequence[Sequence[str]], 
     to the list (``engine.bridge.Bridged``): with links, the learned terms extend the
     lent rules, which the adapter keeps as a pack of their own (``out/bridged``, on
     ``base``), so it tags with the rules it was trained on."""
-    from engine.mining import learn_rows, terms_of, write
+    from engine.mining import terms_of, write
 
     docs = docs if docs is not None else terms_of(rows, progress)
     if lent is not None and lent.links:
@@ -77,15 +77,16 @@ def learn_packs(rows: Sequence[dict[str, Any]], golds: Sequence[Sequence[str]], 
         base, base_spec = load_pack(folder), str(folder)
     covers = any(base.get(t.name) is not None for t in taxonomy)
     extends = extends_spec(base_spec, out / PACK_DIR) if covers else None
+    # The final pack (all READMEs, the longest) first, then each fold's (the READMEs of
+    # the other folds), learned side by side (``_learn_side_by_side``).
+    subsets = [list(range(len(rows)))] + [[j for j in range(len(rows)) if fold[j] != f] for f in range(folds)]
+    learned, *fold_packs = _learn_side_by_side(rows, golds, taxonomy, docs, subsets)
     by_fold = {}
     with tempfile.TemporaryDirectory(prefix="tagsmith-packs-") as tmp:  # each fold's pack is read into memory
-        for f in range(folds):
-            keep = [j for j in range(len(rows)) if fold[j] != f]
-            learned = learn_rows([rows[j] for j in keep], [golds[j] for j in keep], taxonomy, docs=[docs[j] for j in keep])
+        for f, fold_pack in enumerate(fold_packs):
             folder = Path(tmp) / f"fold-{f}"
-            write(learned, folder, f"fold {f}", extends=None)
+            write(fold_pack, folder, f"fold {f}", extends=None)
             by_fold[f] = _on(base, load_pack(folder), covers)
-    learned = learn_rows(rows, golds, taxonomy, docs=docs)
     write(learned, out / PACK_DIR, "training file", extends=extends)
     final = load_pack(out / PACK_DIR)  # the pack the adapter loads (with its base, when it extends one)
     terms = sum(len(r.terms) for r in learned.rules)
@@ -93,6 +94,28 @@ def learn_packs(rows: Sequence[dict[str, Any]], golds: Sequence[Sequence[str]], 
         log(f"train: learned {terms} terms for {sum(1 for r in learned.rules if r.terms)} tags"
             + (f" on top of the {'built-in' if extends == 'default' else 'given'} pack" if extends else ""))
     return LearnedPacks(by_fold, final, extends, terms)
+
+
+def _learn_side_by_side(rows: Sequence[dict[str, Any]], golds: Sequence[Sequence[str]], taxonomy: Taxonomy,
+                        docs: Sequence[Any], subsets: Sequence[Sequence[int]]) -> list[Any]:
+    """The pack learned on each subset of the rows, in the subsets' order, one per core.
+
+    Most of a learn is the logistic regression's L-BFGS in torch (~10 of ~13 s on 650
+    READMEs), which releases the GIL, so threads overlap there; each fit runs on one
+    torch thread, as alone (``engine/threads.py``), so the packs are the bytes one after
+    another would give. The pool starts inside ``one_thread`` too: a fit leaving its
+    own ``one_thread`` then restores one thread, never the caller's count under a fit
+    still running (as the head's cross-validation does)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from engine.mining import learn_rows
+    from engine.threads import one_thread, usable_cores
+
+    def learn(keep: Sequence[int]) -> Any:
+        return learn_rows([rows[j] for j in keep], [golds[j] for j in keep], taxonomy, docs=[docs[j] for j in keep])
+
+    with one_thread(), ThreadPoolExecutor(max_workers=max(1, min(usable_cores(), len(subsets)))) as pool:
+        return list(pool.map(learn, subsets))
 
 
 def _on(base: RulePack, top: RulePack, covers: bool) -> RulePack:
