@@ -154,15 +154,17 @@ class CompiledRules:
         runs: dict[frozenset[str], list[tuple[int, int]]] = {}
         merged = None if sections is None else _same_kind_merged(sections)
         for pre, info in regexes:
-            rx = pre.for_text(text, found)
-            if rx is None:
-                continue
             if info.where is None or merged is None:
                 stretches = [(0, len(text))]
             elif info.where not in runs:
                 stretches = runs[info.where] = _runs(merged, info.where)
             else:
                 stretches = runs[info.where]
+            if not stretches:  # none of the sections it is limited to: nothing to scan
+                continue
+            rx = pre.for_text(text, found)
+            if rx is None:
+                continue
             try:
                 for a, b in stretches:
                     left = deadline - time.monotonic()
