@@ -140,7 +140,8 @@ def require_lex_attrs(patterns: Iterable[Iterable[Mapping[str, object]]]) -> lis
     with _getters_lock:
         want = {a: g for a, g in want.items() if a not in vocab.lex_attr_getters}
         vocab.lex_attr_getters = {**vocab.lex_attr_getters, **want}
-        for lex in vocab:
+        # A snapshot, taken in one C-level pass; words other threads add meanwhile get the getters.
+        for lex in list(vocab):
             values = {NAMES[a]: g(lex.orth_) for a, g in want.items()}  # type: ignore[operator]
             lex.set_attrs(**{k: v for k, v in values.items() if v is not None})
     return sorted(NAMES[a] for a in want)
