@@ -101,10 +101,10 @@ def main() -> None:
         name, _, rest = spec.partition("=")
         folder, _, tax_path = rest.partition(",")
         card = json.loads((Path(folder) / "card.json").read_text())
+        if card.get("rules") is None:
+            raise SystemExit(f"{folder} has no learned pack")
         tax = as_taxonomy(tax_path)
         pack = Tagger(None, mode="rules", adapter=folder).pack_for(tax)
-        if card.get("rules") is None:
-            raise SystemExit(f"{folder} has no learned pack for {tax_path}")
         entries.append(Entry(f"| learned ({name}, {card['rules'].get('terms', '?')} terms) | {name} ({len(tax)}) | {len(pack)}",
                              lambda folder=folder: Tagger(None, mode="rules", adapter=folder), tax))
     interleaved(entries, rows, warm, args.repeats)

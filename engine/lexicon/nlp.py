@@ -122,11 +122,10 @@ _ALL_GETTERS: dict[int, object] = {}  # spaCy's English getters, by attribute id
 _getters_lock = threading.Lock()
 
 
-def require_lex_attrs(patterns: Iterable[Iterable[Mapping[str, object]]]) -> list[str]:
+def require_lex_attrs(patterns: Iterable[Iterable[Mapping[str, object]]]) -> None:
     """Make the lexical attributes that token ``patterns`` (spaCy ``Matcher``
     patterns) read hold for every word: their getters run for new words from now on,
-    and fill them in for the words the vocabulary already has. Returns the names of
-    the attributes it brought back."""
+    and fill them in for the words the vocabulary already has."""
     vocab = get_nlp().vocab
     want = {}
     for pattern in patterns:
@@ -136,15 +135,13 @@ def require_lex_attrs(patterns: Iterable[Iterable[Mapping[str, object]]]) -> lis
                 if attr in _ALL_GETTERS and attr not in vocab.lex_attr_getters:
                     want[attr] = _ALL_GETTERS[attr]
     if not want:
-        return []
+        return
     with _getters_lock:
         want = {a: g for a, g in want.items() if a not in vocab.lex_attr_getters}
         vocab.lex_attr_getters = {**vocab.lex_attr_getters, **want}
         # A snapshot, taken in one C-level pass; words other threads add meanwhile get the getters.
         for lex in list(vocab):
-            values = {NAMES[a]: g(lex.orth_) for a, g in want.items()}  # type: ignore[operator]
-            lex.set_attrs(**{k: v for k, v in values.items() if v is not None})
-    return sorted(NAMES[a] for a in want)
+            lex.set_attrs(**{NAMES[a]: v for a, g in want.items() if (v := g(lex.orth_)) is not None})  # type: ignore[operator]
 
 
 def lower_same_length(text: str) -> str:

@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import random
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, Callable, Sequence
 
@@ -66,7 +65,7 @@ from engine.api import Tagger
 from engine.decision.head import DecisionHead, ItemStates
 from engine.rules import RulePack
 from engine.taxonomy import Taxonomy
-from engine.threads import one_thread, usable_cores
+from engine.threads import side_by_side
 from engine.training import head as heads
 from engine.training.head import HeadCV, HeadItem
 from engine.training.packs import fold_of
@@ -183,7 +182,7 @@ def cross_validate(items: list[HeadItem], tags: list[str], folds: int, seed: int
     gold = [halves[k].gold for k in scored]
     rows = [heads.score_setting({"kind": "rules only"}, gold, [[halves[k].rules_pick for k in scored]])[0]]
     best: tuple[tuple[float, float], dict[str, Any]] | None = None
-    with one_thread(), ThreadPoolExecutor(max_workers=max(1, min(workers or usable_cores(), len(jobs)))) as pool:
+    with side_by_side(len(jobs), workers) as pool:
         fitted = pool.map(fit_job, jobs)
         for l2 in LINE_L2S:
             oof = [{th: [None] * len(halves) for th in heads.THRESHOLDS} for _ in views]

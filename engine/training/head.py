@@ -26,7 +26,6 @@ quarter read in float32 keeps the agreement (``TWIN_SHARE``, ``twin_rows``).
 from __future__ import annotations
 
 import random
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -36,7 +35,7 @@ from engine.decision.policy import DecisionPolicy
 from engine.training.packs import fold_of
 from engine.report.metrics import Metrics, score
 from engine.taxonomy import Taxonomy
-from engine.threads import one_thread, usable_cores
+from engine.threads import one_thread, side_by_side
 
 #: Grid chosen over by cross-validation: L2 strength on the per-tag state weights, and
 #: the probability a 2nd/3rd tag needs.
@@ -335,10 +334,9 @@ def cross_validate(items: list[HeadItem], tags: list[str], folds: int, seed: int
         return fit([items[j] for j in train], tags, k, l2, line_l2=ll,
                    twins=[twins[j] for j in train] if twins is not None else None)
 
-    # Each fit runs on one thread (a function of its data alone, see engine/threads.py),
-    # so the grid's fits run side by side, one per core, and give the same heads as in
-    # turn. The pool starts on one thread too: no fit ever sees more.
-    with one_thread(), ThreadPoolExecutor(max_workers=max(1, min(workers or usable_cores(), len(grid) * folds))) as pool:
+    # Each fit runs on one thread (a function of its data alone), so the grid's fits run
+    # side by side and give the same heads as in turn (engine/threads.py).
+    with side_by_side(len(grid) * folds, workers) as pool:
         heads = pool.map(fit_fold, [(k, l2, ll, f) for k, l2, ll in grid for f in range(folds)])
         for k, l2, ll in grid:
             oof = [{th: [None] * len(items) for th in THRESHOLDS} for _ in views]

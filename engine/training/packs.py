@@ -98,23 +98,17 @@ def learn_packs(rows: Sequence[dict[str, Any]], golds: Sequence[Sequence[str]], 
 
 def _learn_side_by_side(rows: Sequence[dict[str, Any]], golds: Sequence[Sequence[str]], taxonomy: Taxonomy,
                         docs: Sequence[Any], subsets: Sequence[Sequence[int]]) -> list[Any]:
-    """The pack learned on each subset of the rows, in the subsets' order, one per core.
-
-    Most of a learn is the logistic regression's L-BFGS in torch (~10 of ~13 s on 650
-    READMEs), which releases the GIL, so threads overlap there; each fit runs on one
-    torch thread, as alone (``engine/threads.py``), so the packs are the bytes one after
-    another would give. The pool starts inside ``one_thread`` too: a fit leaving its
-    own ``one_thread`` then restores one thread, never the caller's count under a fit
-    still running (as the head's cross-validation does)."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    """The pack learned on each subset of the rows, in the subsets' order, one per core
+    (``engine.threads.side_by_side``): most of a learn is the logistic regression's
+    L-BFGS in torch (~10 of ~13 s on 650 READMEs), which releases the GIL, and each fit
+    keeps one torch thread, so the packs are the bytes one after another would give."""
     from engine.mining import learn_rows
-    from engine.threads import one_thread, usable_cores
+    from engine.threads import side_by_side
 
     def learn(keep: Sequence[int]) -> Any:
         return learn_rows([rows[j] for j in keep], [golds[j] for j in keep], taxonomy, docs=[docs[j] for j in keep])
 
-    with one_thread(), ThreadPoolExecutor(max_workers=max(1, min(usable_cores(), len(subsets)))) as pool:
+    with side_by_side(len(subsets)) as pool:
         return list(pool.map(learn, subsets))
 
 
