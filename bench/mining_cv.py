@@ -44,16 +44,17 @@ def apply(module, spec: str, defaults: dict) -> None:
 
 def cross_validate(rows: list[dict], taxonomy, docs, folds: int = 5, seed: int = 0) -> dict[str, float]:
     from engine import Tagger
-    from engine.mining import learn_rows, write
-    from engine.training.packs import fold_of
+    from engine.mining import write
+    from engine.training.packs import fold_of, learn_side_by_side
 
     golds = [r["tags"] for r in rows]
     fold = fold_of(len(rows), folds, seed)
+    # The fold packs as ``tagsmith train`` learns them: side by side, one per core.
+    fold_packs = learn_side_by_side(rows, golds, taxonomy, docs,
+                                    [[j for j in range(len(rows)) if fold[j] != f] for f in range(folds)])
     top8 = top12 = tp = predicted = gold_n = top1 = 0
-    for f in range(folds):
-        keep = [j for j in range(len(rows)) if fold[j] != f]
+    for f, pack in enumerate(fold_packs):
         test = [j for j in range(len(rows)) if fold[j] == f]
-        pack = learn_rows([rows[j] for j in keep], [golds[j] for j in keep], taxonomy, docs=[docs[j] for j in keep])
         with tempfile.TemporaryDirectory() as d:
             write(pack, Path(d), f"fold {f}", extends=None)
             tagger = Tagger(d, mode="rules", adapter=None, bridge=False)

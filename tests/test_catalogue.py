@@ -145,7 +145,7 @@ def test_train_learns_a_pack_cross_fitted_and_the_adapter_brings_it(tiny_dir, tm
 
 def test_packs_learned_side_by_side_are_the_packs_learned_in_turn():
     """``tagsmith train`` learns its fold packs and the final one on threads
-    (``packs._learn_side_by_side``): each is the YAML one learn after another gives, in
+    (``packs.learn_side_by_side``): each is the YAML one learn after another gives, in
     the subsets' order, and torch's thread count comes back as it was."""
     import torch
 
@@ -159,7 +159,7 @@ def test_packs_learned_side_by_side_are_the_packs_learned_in_turn():
     subsets = [list(range(len(rows)))] + [[j for j in range(len(rows)) if fold[j] != f] for f in range(3)]
     docs = terms_of(rows)
     threads = torch.get_num_threads()
-    side = packs._learn_side_by_side(rows, golds, tax, docs, subsets)
+    side = packs.learn_side_by_side(rows, golds, tax, docs, subsets)
     assert torch.get_num_threads() == threads
     turn = [learn_rows([rows[j] for j in k], [golds[j] for j in k], tax, docs=[docs[j] for j in k]) for k in subsets]
     texts = [render(p, "x") for p in side]

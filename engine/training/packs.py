@@ -78,9 +78,9 @@ def learn_packs(rows: Sequence[dict[str, Any]], golds: Sequence[Sequence[str]], 
     covers = any(base.get(t.name) is not None for t in taxonomy)
     extends = extends_spec(base_spec, out / PACK_DIR) if covers else None
     # The final pack (all READMEs, the longest) first, then each fold's (the READMEs of
-    # the other folds), learned side by side (``_learn_side_by_side``).
+    # the other folds), learned side by side (``learn_side_by_side``).
     subsets = [list(range(len(rows)))] + [[j for j in range(len(rows)) if fold[j] != f] for f in range(folds)]
-    learned, *fold_packs = _learn_side_by_side(rows, golds, taxonomy, docs, subsets)
+    learned, *fold_packs = learn_side_by_side(rows, golds, taxonomy, docs, subsets)
     by_fold = {}
     with tempfile.TemporaryDirectory(prefix="tagsmith-packs-") as tmp:  # each fold's pack is read into memory
         for f, fold_pack in enumerate(fold_packs):
@@ -96,7 +96,7 @@ def learn_packs(rows: Sequence[dict[str, Any]], golds: Sequence[Sequence[str]], 
     return LearnedPacks(by_fold, final, extends, terms)
 
 
-def _learn_side_by_side(rows: Sequence[dict[str, Any]], golds: Sequence[Sequence[str]], taxonomy: Taxonomy,
+def learn_side_by_side(rows: Sequence[dict[str, Any]], golds: Sequence[Sequence[str]], taxonomy: Taxonomy,
                         docs: Sequence[Any], subsets: Sequence[Sequence[int]]) -> list[Any]:
     """The pack learned on each subset of the rows, in the subsets' order, one per core
     (``engine.threads.side_by_side``): most of a learn is the logistic regression's
